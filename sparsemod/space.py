@@ -1,0 +1,172 @@
+"""Search spaces: typed parameters, a reference point, validation of a parameter dict.
+
+A space is plain data. The search package turns it into Ax parameters; the evaluator
+only needs :meth:`SearchSpace.validate`, which gives one clear error per bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparsemod.errors import ConfigError
+
+Value = int | float | str | bool
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer in ``[low, high]``, optionally searched on a log scale."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+
+    def check(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"parameter {self.name!r}: {value!r} is not an integer")
+        if not self.low <= value <= self.high:
+            raise ConfigError(
+                f"parameter {self.name!r}: {value!r} is outside [{self.low}, {self.high}]"
+            )
+        return int(value)
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A real number in ``[low, high]``, optionally searched on a log scale."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+
+    def check(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ConfigError(f"parameter {self.name!r}: {value!r} is not a number")
+        if not self.low <= value <= self.high:
+            raise ConfigError(
+                f"parameter {self.name!r}: {value!r} is outside [{self.low}, {self.high}]"
+            )
+        return float(value)
+
+
+@dataclass(frozen=True)
+class ChoiceParam:
+    """One of a list of values; ``ordered`` says whether their order means something."""
+
+    name: str
+    values: tuple[Value, ...]
+    ordered: bool = False
+
+    def check(self, value: Any) -> Value:
+        for allowed in self.values:
+            if value == allowed and type(value) is type(allowed):
+                return allowed
+        # Numbers coming back from JSON or Ax may be float where the space holds ints.
+        for allowed in self.values:
+            if not isinstance(allowed, (bool, str)) and not isinstance(value, (bool, str)):
+                if value == allowed:
+                    return allowed
+        raise ConfigError(f"parameter {self.name!r}: {value!r} is not one of {list(self.values)}")
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    """A value that is part of the space but never searched."""
+
+    name: str
+    value: Value
+
+    def check(self, value: Any) -> Value:
+        if value != self.value:
+            raise ConfigError(f"parameter {self.name!r} is fixed to {self.value!r}, got {value!r}")
+        return self.value
+
+
+Param = IntParam | FloatParam | ChoiceParam | FixedParam
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parameters of a problem and one known-good point in it.
+
+    Args:
+        parameters: the parameters, names unique.
+        reference: a complete, valid parameter dict (a sensible default network). Used as
+            the starting arm in tests and as the documented example of the space.
+    """
+
+    parameters: tuple[Param, ...]
+    reference: Mapping[str, Value] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.parameters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"search space: parameter names repeated: {dupes}")
+        if self.reference:
+            self.validate(self.reference)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def __getitem__(self, name: str) -> Param:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Value]:
+        """Check a parameter dict against the space.
+
+        Fixed parameters may be left out; they are filled in.
+
+        Returns:
+            A new dict with every parameter of the space, values coerced to their type.
+
+        Raises:
+            ConfigError: naming the first unknown, missing or out-of-range parameter.
+        """
+        unknown = sorted(set(params) - set(self.names))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {unknown}; the space has {self.names}")
+        out: dict[str, Value] = {}
+        for p in self.parameters:
+            if p.name not in params:
+                if isinstance(p, FixedParam):
+                    out[p.name] = p.value
+                    continue
+                raise ConfigError(f"parameter {p.name!r} is missing")
+            out[p.name] = p.check(params[p.name])
+        return out
+
+    def with_parameters(self, extra: Iterable[Param]) -> SearchSpace:
+        """A copy of this space with more parameters (for example a keep ratio)."""
+        extra = tuple(extra)
+        ref = dict(self.reference)
+        for p in extra:
+            ref.setdefault(p.name, _default_of(p))
+        return SearchSpace(self.parameters + extra, ref)
+
+
+def _default_of(p: Param) -> Value:
+    if isinstance(p, FixedParam):
+        return p.value
+    if isinstance(p, ChoiceParam):
+        return p.values[0]
+    if isinstance(p, IntParam):
+        return p.high
+    return p.high
+
+
+def choice(name: str, values: Sequence[Value], ordered: bool | None = None) -> ChoiceParam:
+    """A choice parameter; numbers are ordered by default, strings are not."""
+    values = tuple(values)
+    if ordered is None:
+        ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return ChoiceParam(name, values, ordered)

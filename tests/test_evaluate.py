@@ -1,0 +1,119 @@
+"""The evaluator end to end, black box: real training, real compression, real measures."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sparsemod import metrics
+from sparsemod.builders import build_cnn
+from sparsemod.errors import ConfigError
+from sparsemod.evaluate import FAILED, EvalSettings, evaluate, load_model
+from sparsemod.problems import get_problem
+from sparsemod.train import accuracy, seeded
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    problem = get_problem("digits_cnn")
+    return problem, problem.load(0)
+
+
+@pytest.fixture(scope="module")
+def reference_result(cnn):
+    problem, data = cnn
+    params = dict(problem.space.reference, keep_ratio=0.5)
+    settings = EvalSettings(epochs=5, quant_scheme="post", score_test=True, seed=0)
+    return evaluate(problem, params, settings, data)
+
+
+@pytest.mark.slow
+def test_reference_cnn_pruned_and_int8_learns_digits_and_shrinks(cnn, reference_result):
+    problem, data = cnn
+    r = reference_result
+    assert r.ok, r.failure_reason
+    assert r.accuracy_test >= 0.95
+    with seeded(0):
+        dense = build_cnn(problem.space.reference, data.input_shape, data.num_classes)
+    # 13802 parameters, of which the batch norms' 2 * (16 + 32) fold into the convs
+    assert r.dense_size_bytes == metrics.model_size_bytes(dense) == (13802 - 96) * 4
+    assert r.model_size_bytes < 0.30 * r.dense_size_bytes
+    assert r.sparsity == pytest.approx(0.5, abs=1e-3)
+    assert r.error == pytest.approx(1 - r.accuracy_val)
+
+
+@pytest.mark.slow
+def test_objectives_are_measured_on_the_deployed_model(cnn, reference_result):
+    problem, data = cnn
+    r = reference_result
+    deployed = load_model(r.model, problem)
+    x = data.val.tensors[0][:1]
+    assert accuracy(deployed, data.val) == pytest.approx(r.accuracy_val)
+    assert metrics.model_size_bytes(deployed) == r.model_size_bytes
+    assert metrics.working_memory_bytes(deployed, x) == r.working_memory_bytes
+    assert metrics.flops(deployed, x) == r.flops
+    # int8 activations: 1x8x8 input + 16x8x8 conv output, then 16x8x8 + 16x4x4 pooled
+    assert r.working_memory_bytes == 64 + 1024 + 256 - 64 == 1280
+    assert r.latency_s == pytest.approx(r.flops / EvalSettings().target_flops)
+    # the history runs train -> prune -> fine-tune -> quantize
+    stages = [h["stage"] for h in r.history]
+    assert stages == ["train"] * 5 + ["prune", "finetune", "quantize:post"]
+
+
+def test_same_seed_same_result_and_test_split_untouched_unless_asked(cnn):
+    problem, data = cnn
+    settings = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+    a = evaluate(problem, problem.space.reference, settings, data)
+    b = evaluate(problem, problem.space.reference, settings, data)
+    strip = {"train_seconds": 0.0, "total_seconds": 0.0, "history": ()}
+    assert dataclasses.replace(a, **strip) == dataclasses.replace(b, **strip)
+    assert a.accuracy_test is None
+
+
+def test_a_network_that_cannot_build_is_a_failed_trial_with_its_reason(cnn):
+    problem, data = cnn
+    params = dict(problem.space.reference, num_blocks=3, b3_pool="max")
+    params.update(b1_pool="max", b2_pool="max")
+    # 8x8 halved twice is 2x2, a third pooling gives 1x1; a fourth block does not exist, so
+    # make the map collapse with 5x5 blocks on a smaller input instead.
+    small = dataclasses.replace(data, input_shape=(1, 2, 2))
+    r = evaluate(problem, params, EvalSettings(epochs=1), small)
+    assert r.status == FAILED
+    assert "BuildError" in r.failure_reason and "too small to pool" in r.failure_reason
+    assert r.model_size_bytes is None and r.error is None
+
+
+def test_debug_puts_the_traceback_in_the_reason(cnn):
+    problem, data = cnn
+    params = dict(problem.space.reference, b2_pool="max")
+    small = dataclasses.replace(data, input_shape=(1, 2, 2))
+    r = evaluate(problem, params, EvalSettings(epochs=1, debug=True), small)
+    assert "Traceback" in r.failure_reason
+
+
+def test_bad_params_and_settings_are_named(cnn):
+    problem, data = cnn
+    with pytest.raises(ConfigError, match="b1_filters"):
+        evaluate(problem, dict(problem.space.reference, b1_filters=1000), EvalSettings(), data)
+    with pytest.raises(ConfigError, match="quant_scheme"):
+        EvalSettings(quant_scheme="int3")
+    with pytest.raises(ConfigError, match="keep_ratio"):
+        EvalSettings(keep_ratio=1.5)
+
+
+@pytest.mark.slow
+def test_rnn_with_dynamic_int8_on_digit_rows():
+    problem = get_problem("digits_rnn")
+    r = evaluate(
+        problem,
+        problem.space.reference,
+        EvalSettings(epochs=3, quant_scheme="dynamic", device="cpu"),
+    )
+    assert r.ok, r.failure_reason
+    assert r.accuracy_val >= 0.6
+    reloaded = load_model(r.model, problem)
+    assert accuracy(reloaded, problem.load(0).val) == pytest.approx(r.accuracy_val)
+    # hidden 64 over 8 features, 8 steps: output 8x64 + h 64 + c 64 floats + 8x8 input
+    assert r.working_memory_bytes == (8 * 64 + 64 + 64 + 64) * 4
+    assert r.flops == 2 * (8 * 4 * 64 * (8 + 64) + 64 * 10)
