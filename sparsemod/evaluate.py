@@ -55,6 +55,8 @@ class EvalSettings:
         seed: seeds the weights, the batch order and dropout.
         score_test: also score the deployed model on the test split.
         keep_model: put the deployed model's bytes in the result.
+        keep_trained: put the trained float weights (before pruning) in the result, so a
+            morphed child can start from them.
         debug: put the traceback of a failed candidate in its reason.
     """
 
@@ -72,6 +74,7 @@ class EvalSettings:
     seed: int = 0
     score_test: bool = False
     keep_model: bool = True
+    keep_trained: bool = False
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -132,6 +135,7 @@ class TrialResult:
     total_seconds: float = 0.0
     history: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     model: ModelArtifact | None = None
+    trained_state: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -147,12 +151,24 @@ class TrialResult:
         }
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """A trained parent to start a morphed child from (Net2Net-style weight inheritance)."""
+
+    params: Mapping[str, Any]
+    state: bytes
+
+
 # Infeasible candidates end as failed trials; anything else is a bug and propagates.
 _CANDIDATE_FAILURES = (BuildError, InfeasibleError, CompressionError, MeasureError)
 
 
 def evaluate(
-    problem: Problem, params: Mapping[str, Any], settings: EvalSettings, data: Splits | None = None
+    problem: Problem,
+    params: Mapping[str, Any],
+    settings: EvalSettings,
+    data: Splits | None = None,
+    warm_start: WarmStart | None = None,
 ) -> TrialResult:
     """Build, train, prune, fine-tune, quantize and measure one candidate.
 
@@ -161,6 +177,7 @@ def evaluate(
         params: one point of ``problem.space``.
         settings: training and compression settings.
         data: the problem's splits, when the caller already loaded them.
+        warm_start: a trained parent whose weights the child inherits before training.
 
     Returns:
         A completed result, or a failed one whose ``failure_reason`` says why the
@@ -174,7 +191,7 @@ def evaluate(
     start = time.perf_counter()
     history: list[dict[str, Any]] = []
     try:
-        result = _run(problem, params, settings, splits, history)
+        result = _run(problem, params, settings, splits, history, warm_start)
     except _CANDIDATE_FAILURES as exc:
         result = _failed(params, settings, f"{type(exc).__name__}: {exc}", exc, history)
     except torch.OutOfMemoryError as exc:
@@ -194,9 +211,15 @@ def _failed(
     return TrialResult(FAILED, params, settings.seed, failure_reason=reason, history=tuple(history))
 
 
-def _build(problem: Problem, params: Mapping[str, Any], splits: Splits) -> nn.Module:
+def _build(
+    problem: Problem,
+    params: Mapping[str, Any],
+    splits: Splits | None,
+    shape: tuple[tuple[int, ...], int] | None = None,
+) -> nn.Module:
+    input_shape, num_classes = shape or (tuple(splits.input_shape), splits.num_classes)
     try:
-        model = problem.build(params, tuple(splits.input_shape), splits.num_classes)
+        model = problem.build(params, input_shape, num_classes)
     except (BuildError, ConfigError):
         raise
     except Exception as exc:  # a user's builder may raise anything for a bad combination
@@ -212,9 +235,22 @@ def _run(
     settings: EvalSettings,
     splits: Splits,
     history: list[dict[str, Any]],
+    warm_start: WarmStart | None = None,
 ) -> TrialResult:
     with seeded(settings.seed):
         model = _build(problem, params, splits)
+    if warm_start is not None:
+        counts = _inherit(problem, warm_start, model, splits)
+        history.append(
+            {
+                "stage": "inherit",
+                "epoch": 0,
+                "loss": None,
+                "sparsity": 0.0,
+                "val_accuracy": accuracy(model, splits.val, collate_fn=splits.collate_fn),
+                **counts,
+            }
+        )
     example = _example_input(splits)
     dense_size = metrics.model_size_bytes(model)
     lr = float(params.get("lr", settings.lr))
@@ -233,6 +269,7 @@ def _run(
             }
         )
 
+    trained_state = _state_bytes(model) if settings.keep_trained else None
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     if settings.pruning and keep < 1.0:
         step = get_pruner(settings.prune_method).prune(model, keep)
@@ -299,8 +336,24 @@ def _run(
         train_seconds=train_seconds,
         history=tuple(history),
         model=artifact,
+        trained_state=trained_state,
         **costs,
     )
+
+
+def _state_bytes(model: nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    return buf.getvalue()
+
+
+def _inherit(problem: Problem, warm: WarmStart, child: nn.Module, splits: Splits) -> dict[str, int]:
+    from sparsemod.morph import inherit_weights
+
+    parent = _build(problem, warm.params, splits)
+    state = torch.load(io.BytesIO(warm.state), map_location="cpu", weights_only=True)
+    parent.load_state_dict(state)
+    return dict(inherit_weights(parent.eval(), child))
 
 
 def _guarded_train(model: nn.Module, splits: Splits, tset: TrainSettings) -> list[Any]:
@@ -359,6 +412,56 @@ def _artifact(
         splits.num_classes,
         settings.quant_scheme,
     )
+
+
+_INT8_LAYERS: dict[str, tuple[type[nn.Module], ...]] = {
+    "none": (),
+    "post": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
+    "dynamic": (nn.Linear, nn.LSTM, nn.GRU),
+}
+
+
+def predict_costs(
+    problem: Problem,
+    params: Mapping[str, Any],
+    settings: EvalSettings,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> dict[str, float]:
+    """The hardware objectives of a candidate before any training (milliseconds).
+
+    Builds the network, applies the structural part of the compression (pruning to the
+    keep ratio on the initial weights, int8 bit widths) and counts. FLOPs, latency and
+    working memory equal what :func:`evaluate` will measure; the model size differs only
+    by which weights pruning keeps in each layer after training (the total kept is the
+    same) and by a few bytes of activation quantization parameters.
+
+    Raises:
+        BuildError: the parameters do not give a network.
+        ConfigError: ``params`` are not a point of the space.
+    """
+    params = problem.space.validate(params)
+    with seeded(settings.seed):
+        model = _build(problem, params, splits=None, shape=(tuple(input_shape), num_classes))
+    model.eval()
+    keep = float(params.get("keep_ratio", settings.keep_ratio))
+    if settings.pruning and keep < 1.0:
+        get_pruner(settings.prune_method).prune(model, keep)
+        make_permanent(model)
+    x = torch.zeros((1, *input_shape))
+    try:
+        f = metrics.flops(model, x)
+        act = 1 if settings.quant_scheme == "post" else None
+        return {
+            "model_size_bytes": metrics.model_size_bytes(
+                model, int8_layers=_INT8_LAYERS[settings.quant_scheme]
+            ),
+            "working_memory_bytes": metrics.working_memory_bytes(model, x, activation_bytes=act),
+            "flops": f,
+            "latency_s": metrics.latency_seconds(f, settings.target_flops),
+        }
+    except MeasureError as exc:
+        raise BuildError(f"the network does not run on its input: {exc}") from exc
 
 
 def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:

@@ -245,7 +245,9 @@ def _real_users(n: fx.Node) -> list[fx.Node]:
 # ----------------------------------------------------------------------------- working memory
 
 
-def working_memory_bytes(model: nn.Module, example_input: torch.Tensor) -> int:
+def working_memory_bytes(
+    model: nn.Module, example_input: torch.Tensor, *, activation_bytes: int | None = None
+) -> int:
     """Peak bytes of activations alive at once for one input (batch 1).
 
     Ops run in graph order. A tensor is alive from the op that writes it to the last op
@@ -259,6 +261,8 @@ def working_memory_bytes(model: nn.Module, example_input: torch.Tensor) -> int:
     Args:
         model: the network (float, pruned or quantized).
         example_input: one input of batch size 1 (a larger batch is cut to 1).
+        activation_bytes: count every activation at this many bytes an element instead of
+            its dtype's size; predicts the memory of an int8 network from its float twin.
 
     Returns:
         The peak in bytes.
@@ -302,7 +306,10 @@ def working_memory_bytes(model: nn.Module, example_input: torch.Tensor) -> int:
         for a in acts:
             ends[buffer_of[a]] = max(ends[buffer_of[a]], index[n])
         kind, root = _classify(gm, n)
-        nbytes = sum(math.prod(s) * _elem_bytes(d) for s, d in n.meta.get("sm_tensors", []))
+        nbytes = sum(
+            math.prod(s) * (activation_bytes or _elem_bytes(d))
+            for s, d in n.meta.get("sm_tensors", [])
+        )
         if n.op == "placeholder":
             new_buffer(n, nbytes, "input")
         elif kind in ("view", "dequantize"):
@@ -486,11 +493,14 @@ def tensor_bytes(t: torch.Tensor, bits: int, sparse: bool = True) -> int:
     return min(dense, math.ceil(nnz * bits / 8) + min(mask, csr))
 
 
-def model_size_bytes(model: nn.Module) -> int:
+def model_size_bytes(model: nn.Module, *, int8_layers: tuple[type[nn.Module], ...] = ()) -> int:
     """Bytes to store every parameter of the model as deployed (see the module doc).
 
     Args:
         model: a float, pruned, PT2E-quantized or dynamically quantized model.
+        int8_layers: float layers of these types are counted as int8 would store them (a
+            byte a weight, a scale and a zero point per output channel, float biases);
+            predicts the size of a quantized network from its float twin.
 
     Returns:
         The size in bytes.
@@ -520,7 +530,7 @@ def model_size_bytes(model: nn.Module) -> int:
         if n.op != "call_module" or n.target in seen:
             continue
         seen.add(n.target)
-        total += _module_bytes(gm, n)
+        total += _module_bytes(gm, n, int8_layers)
     return int(total)
 
 
@@ -528,8 +538,12 @@ def _bits_of(t: torch.Tensor) -> int:
     return 8 * _elem_bytes(t.dtype) if t.dtype != torch.bool else 1
 
 
-def _module_bytes(gm: fx.GraphModule, n: fx.Node) -> int:
+def _module_bytes(
+    gm: fx.GraphModule, n: fx.Node, int8_layers: tuple[type[nn.Module], ...] = ()
+) -> int:
     m = gm.get_submodule(n.target)
+    if int8_layers and isinstance(m, int8_layers):
+        return sum(_as_int8_bytes(p.detach()) for p in m.parameters(recurse=False))
     if hasattr(m, "deployed_tensors"):
         return sum(_deployed_bytes(t, kind) for t, kind in m.deployed_tensors())
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -543,6 +557,13 @@ def _module_bytes(gm: fx.GraphModule, n: fx.Node) -> int:
         tensor_bytes(p.detach(), _bits_of(p), sparse=p.dim() > 1)
         for p in m.parameters(recurse=False)
     )
+
+
+def _as_int8_bytes(p: torch.Tensor) -> int:
+    if p.dim() < 2:
+        return tensor_bytes(p, FLOAT_BITS, sparse=False)
+    rows = p.shape[0]
+    return tensor_bytes(p, 8) + rows * (SCALE_BYTES + ZERO_POINT_BYTES)
 
 
 def _deployed_bytes(t: torch.Tensor, kind: str) -> int:

@@ -145,6 +145,30 @@ class SearchSpace:
             out[p.name] = p.check(params[p.name])
         return out
 
+    def coerce(self, raw: Mapping[str, Any]) -> dict[str, Value]:
+        """Values read back from text (a CSV cell, JSON, numpy scalars) in the space's types.
+
+        Raises:
+            ConfigError: as :meth:`validate`, or a value that cannot be read as its type.
+        """
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            p = next((q for q in self.parameters if q.name == name), None)
+            if p is None or value is None:
+                out[name] = value
+                continue
+            try:
+                if isinstance(p, IntParam):
+                    value = int(float(value))
+                elif isinstance(p, FloatParam):
+                    value = float(value)
+                elif isinstance(p, ChoiceParam):
+                    value = next((v for v in p.values if str(v) == str(value)), value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"parameter {name!r}: cannot read {value!r}") from None
+            out[name] = value
+        return self.validate(out)
+
     def with_parameters(self, extra: Iterable[Param]) -> SearchSpace:
         """A copy of this space with more parameters (for example a keep ratio)."""
         extra = tuple(extra)

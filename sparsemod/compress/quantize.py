@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -76,8 +77,10 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    # torchao probes optional CUDA kernels and torch.export warns about internals; neither
-    # concerns the user.
+    # torchao logs its failed probes of optional CUDA kernels and torch.export warns about
+    # its internals; neither concerns the user.
+    for name in ("torchao", "torch.utils._pytree", "torch._export", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield

@@ -1,0 +1,688 @@
+"""The run configuration: ``config.ini`` (or a dict of sections) to validated, typed settings.
+
+The keys are SpArSeMod's, plus a few of ours. Every key is optional within its section
+except ``[DEFAULT] train``. Booleans accept true/false, yes/no, on/off, 1/0. Sizes take
+B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, M, G, T.
+
+[DEFAULT]
+  train             true: run a search ([TRAIN]); false: retrain and test one arm ([TEST])
+
+[TRAIN]
+  name              name of the search; results go to <root>/<name>/ (default digits_cnn)
+  root              folder holding the results (default results)
+  problem           a problem name or 'package.module:function' (default digits_cnn)
+  r1                rounds of Sobol, >= 1 (default 2)
+  r2                rounds of GP-based optimization, >= 0 (default 4)
+  r3                rounds of morphisms ranked by the GP, >= 0 (default 2)
+  epochs1           training epochs in phase 1, >= 1 (default 3)
+  epochs2           training epochs in phase 2, >= 1 (default 4)
+  epochs3           training epochs in phase 3, >= 1 (default 4)
+  batch_size        arms per round, >= 1 (default 2)
+  objectives        1 error; 2 + model size; 3 + working memory; 4 + latency (default 3)
+  debug             keep the traceback of a failed candidate (default false)
+  flops             operations per second of the target device, e.g. 100M (default 1e8)
+  quant_scheme      post, dynamic, both or none (default post)
+  morphisms         run the morphism phase at all (default true)
+  pruning           prune the networks (default true)
+  prune_method      the pruner's name (default magnitude)
+  keep_ratio        share of weights kept, in (0, 1], when the space has none (default 0.5)
+  finetune_epochs   epochs of training after pruning, >= 0 (default 1)
+  train_batch_size  SGD batch size, >= 1 (default 64)
+  splitter          the problem splits sequences (default false)
+  seed              seed of the search and of every trial, >= 0 (default 0)
+  device            auto, cpu, cuda or cuda:N (default auto)
+  max_model_size    hard limit on model size, e.g. 2KB (default none)
+  max_working_memory  hard limit on working memory, e.g. 8KiB (default none)
+  max_latency       hard limit on latency, e.g. 10ms (default none)
+  tolerance         end a phase when the hypervolume gains less than this over
+                    `patience` rounds; 0 disables (default 0)
+  patience          rounds the tolerance is measured over, >= 1 (default 2)
+  ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
+  generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)
+  num_candidates    size of the GP phase's candidate pool, >= 8 (default 512)
+
+[TEST]
+  name, root        the finished search to read (defaults as in [TRAIN])
+  arm               trial index to retrain, e.g. 3 (SpArSeMod's 3_0 also works) (default 0)
+  epochs            training epochs before testing, >= 1 (default 5)
+  pruning, quant_scheme, objectives, splitter, prune_method, keep_ratio, finetune_epochs,
+  train_batch_size, flops, device, seed, debug
+                    as in [TRAIN]
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sparsemod.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sparsemod.evaluate import EvalSettings
+
+OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
+QUANT_SCHEMES = ("post", "dynamic", "both", "none")
+GENERATORS = ("pool", "ax")
+SECTIONS = ("DEFAULT", "TRAIN", "TEST")
+
+_NUMBER = r"\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*"
+_UNIT_RE = re.compile(_NUMBER + r"([^\s\d.+-]*)\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2}
+_SIZE_UNITS |= {"gb": 1024**3, "gib": 1024**3}
+_TIME_UNITS = {"": 1, "s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "μs": 10**6, "ns": 10**9}
+_FLOPS_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLS |= {"false": False, "no": False, "off": False, "0": False}
+_NONE = ("", "none")
+
+
+def _number_with_unit(text: str, units: Mapping[str, int]) -> tuple[Decimal, int] | None:
+    # Decimal, so that "1.5MB" is exactly 1572864 bytes and "100M" exactly 1e8.
+    match = _UNIT_RE.fullmatch(text)
+    if not match or match.group(2).lower() not in units:
+        return None
+    try:
+        return Decimal(match.group(1)), units[match.group(2).lower()]
+    except InvalidOperation:
+        return None
+
+
+def parse_size(text: str, key: str) -> int:
+    """Bytes from ``"4096"``, ``"512B"``, ``"2KB"``, ``"2 KiB"``, ``"1.5MB"``, ``"1GiB"``.
+
+    KB and KiB are both 1024 bytes (as in SpArSe); units are case-insensitive.
+
+    Raises:
+        ConfigError: not a size, or not a whole number of bytes (``key`` and value named).
+    """
+    parsed = _number_with_unit(text, _SIZE_UNITS)
+    if parsed is None:
+        raise ConfigError(
+            f"{key}: {text!r} is not a size (allowed: bytes with an optional unit "
+            "B, KB, KiB, MB, MiB, GB, GiB, e.g. 512B, 2KB, 1.5MB)"
+        )
+    size = parsed[0] * parsed[1]
+    if size != size.to_integral_value():
+        raise ConfigError(f"{key}: {text!r} is not a whole number of bytes ({size} bytes)")
+    return int(size)
+
+
+def parse_duration(text: str, key: str) -> float:
+    """Seconds from ``"0.01"``, ``"1s"``, ``"10ms"``, ``"250us"``, ``"250µs"``, ``"5ns"``.
+
+    Raises:
+        ConfigError: not a duration (``key`` and value named).
+    """
+    parsed = _number_with_unit(text, _TIME_UNITS)
+    if parsed is None:
+        raise ConfigError(
+            f"{key}: {text!r} is not a duration (allowed: seconds with an optional unit "
+            "s, ms, us, µs, ns, e.g. 10ms)"
+        )
+    return float(parsed[0] / parsed[1])
+
+
+def parse_flops(text: str, key: str) -> float:
+    """Operations per second from ``"1e8"``, ``"100M"``, ``"1.2G"``, ``"64k"`` (SI, 1000).
+
+    Raises:
+        ConfigError: not a positive number of operations per second.
+    """
+    parsed = _number_with_unit(text, _FLOPS_UNITS)
+    if parsed is None or not parsed[0] * parsed[1] > 0:
+        raise ConfigError(
+            f"{key}: {text!r} is not a number of operations per second "
+            "(allowed: a number > 0 with an optional unit k, M, G, T, e.g. 100M or 1e8)"
+        )
+    return float(parsed[0] * parsed[1])
+
+
+def parse_objectives(text: str, key: str = "objectives") -> int:
+    """The number of objectives, from ``"3"`` or SpArSeMod's list form ``"[0, 1, 2]"``.
+
+    Raises:
+        ConfigError: not 1 to 4, or a list other than ``[0, ..., n-1]`` with n in 1..4.
+    """
+    stripped = text.strip()
+    try:
+        if stripped.startswith("[") and stripped.endswith("]"):
+            items = [int(item) for item in stripped[1:-1].split(",")]
+            count = len(items) if items == list(range(len(items))) else 0
+        else:
+            count = int(stripped)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= len(OBJECTIVES):
+        raise ConfigError(
+            f"{key}: {text!r} is not a number of objectives "
+            "(allowed: 1 to 4, or the list [0, ..., n-1] with n from 1 to 4)"
+        )
+    return count
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one key is read from text and checked once typed."""
+
+    # (text, label) -> value; raises ValueError when the text is not of the right kind,
+    # or ConfigError when it has a more precise message to give.
+    parse: Callable[[str, str], Any]
+    # value -> what is wrong with it ("is out of range (allowed: ...)"), or None.
+    check: Callable[[Any], str | None]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(lo: int) -> _Spec:
+    allowed = f"(allowed: an integer >= {lo})"
+
+    def check(v: Any) -> str | None:
+        if not _is_int(v):
+            return f"is not an integer {allowed}"
+        return None if v >= lo else f"is out of range {allowed}"
+
+    return _Spec(lambda text, _: int(text), check)
+
+
+def _real(lo: float, hi: float | None, allowed: str) -> _Spec:
+    # keep_ratio is (0, 1] and tolerance [0, inf): hi given means the low end is open.
+    def check(v: Any) -> str | None:
+        if not _is_real(v):
+            return f"is not a number (allowed: {allowed})"
+        ok = lo < v <= hi if hi is not None else v >= lo
+        return None if ok else f"is out of range (allowed: {allowed})"
+
+    return _Spec(lambda text, _: float(text), check)
+
+
+def _boolean() -> _Spec:
+    def parse(text: str, _: str) -> bool:
+        return _BOOLS[text.strip().lower()]  # KeyError is reported by check
+
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, bool)
+        return None if ok else "is not a boolean (allowed: true, false, yes, no, on, off, 1, 0)"
+
+    return _Spec(parse, check)
+
+
+def _choice(options: Sequence[str]) -> _Spec:
+    def check(v: Any) -> str | None:
+        return None if v in options else f"is not one of {', '.join(options)}"
+
+    return _Spec(lambda text, _: text.strip().lower(), check)
+
+
+def _pattern(regex: str, problem: str, *, lower: bool = False) -> _Spec:
+    compiled = re.compile(regex)
+
+    def check(v: Any) -> str | None:
+        return None if isinstance(v, str) and compiled.fullmatch(v) else problem
+
+    return _Spec(lambda text, _: text.strip().lower() if lower else text.strip(), check)
+
+
+def _optional(parse: Callable[[str, str], Any], kind: str, check_type: Callable) -> _Spec:
+    def check(v: Any) -> str | None:
+        if v is None:
+            return None
+        if not check_type(v):
+            return f"is not {kind} (allowed: {kind} > 0, or none)"
+        return None if v > 0 else f"is out of range (allowed: {kind} > 0, or none)"
+
+    return _Spec(
+        lambda text, label: None if text.strip().lower() in _NONE else parse(text, label), check
+    )
+
+
+def _parse_arm(text: str, _: str) -> int:
+    # SpArSeMod names arms "<trial>_<arm>"; each of our trials has one arm.
+    match = re.fullmatch(r"\s*(\d+)(?:_\d+)?\s*", text)
+    if not match:
+        raise ValueError(text)
+    return int(match.group(1))
+
+
+def _parse_ref_point(text: str, label: str) -> tuple[float, ...] | None:
+    stripped = text.strip()
+    if stripped.lower() in _NONE:
+        return None
+    if stripped[:1] + stripped[-1:] in ("[]", "()"):
+        stripped = stripped[1:-1]
+    items = [item.strip() for item in stripped.split(",")]
+    if len(items) > len(OBJECTIVES):
+        raise ConfigError(f"{label}: {text!r} has {len(items)} values (allowed: 1 to 4)")
+    parsers: list[Callable[[str, str], float]] = [_parse_float, parse_size, parse_size]
+    parsers.append(parse_duration)
+    point = []
+    for i, item in enumerate(items):
+        value = float(parsers[i](item, f"{label} value {i + 1} ({OBJECTIVES[i]})"))
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(
+                f"{label}: {text!r} value {i + 1} is out of range (allowed: numbers > 0)"
+            )
+        point.append(value)
+    return tuple(point)
+
+
+def _parse_float(text: str, label: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{label}: {text!r} is not a number") from None
+
+
+def _check_ref_point(v: Any) -> str | None:
+    ok = v is None or (isinstance(v, tuple) and all(_is_real(x) and x > 0 for x in v))
+    return None if ok else "is not a reference point (allowed: numbers > 0, one per objective)"
+
+
+_SPECS: dict[str, _Spec] = {
+    "train": _boolean(),
+    "name": _pattern(
+        r"[A-Za-z0-9_][A-Za-z0-9._-]*",
+        "is not a plain name (allowed: letters, digits, '_', '.', '-', no path separators)",
+    ),
+    "root": _pattern(r".*\S.*", "is empty (allowed: a folder path)"),
+    "problem": _pattern(
+        r"[A-Za-z_][\w-]*|[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*",
+        "is not a problem (allowed: a problem name such as digits_cnn, "
+        "or 'package.module:function')",
+    ),
+    "r1": _integer(1),
+    "r2": _integer(0),
+    "r3": _integer(0),
+    "epochs1": _integer(1),
+    "epochs2": _integer(1),
+    "epochs3": _integer(1),
+    "epochs": _integer(1),
+    "batch_size": _integer(1),
+    "objectives": _Spec(
+        lambda text, label: parse_objectives(text, label),
+        lambda v: None if _is_int(v) and 1 <= v <= 4 else "is out of range (allowed: 1 to 4)",
+    ),
+    "debug": _boolean(),
+    "flops": _Spec(
+        parse_flops,
+        lambda v: None if _is_real(v) and v > 0 else "is out of range (allowed: a number > 0)",
+    ),
+    "quant_scheme": _choice(QUANT_SCHEMES),
+    "morphisms": _boolean(),
+    "pruning": _boolean(),
+    "prune_method": _pattern(r"[A-Za-z_][\w-]*", "is not a pruner name (allowed: e.g. magnitude)"),
+    "keep_ratio": _real(0.0, 1.0, "a number in (0, 1]"),
+    "finetune_epochs": _integer(0),
+    "train_batch_size": _integer(1),
+    "splitter": _boolean(),
+    "seed": _integer(0),
+    "device": _pattern(
+        r"auto|cpu|cuda(:\d+)?", "is not a device (allowed: auto, cpu, cuda, cuda:N)", lower=True
+    ),
+    "max_model_size": _optional(parse_size, "a size in bytes", _is_int),
+    "max_working_memory": _optional(parse_size, "a size in bytes", _is_int),
+    "max_latency": _optional(parse_duration, "a duration in seconds", _is_real),
+    "tolerance": _real(0.0, None, "a number >= 0; 0 disables the stopper"),
+    "patience": _integer(1),
+    "ref_point": _Spec(_parse_ref_point, _check_ref_point),
+    "generator": _choice(GENERATORS),
+    "num_candidates": _integer(8),
+    "arm": _Spec(
+        _parse_arm,
+        lambda v: (
+            None
+            if _is_int(v) and v >= 0
+            else "is not a trial index (allowed: an integer >= 0, or SpArSeMod's 3_0 form)"
+        ),
+    ),
+}
+
+
+def _ref_point_problem(ref_point: tuple[float, ...] | None, objectives: int) -> str | None:
+    if ref_point is None or len(ref_point) == objectives:
+        return None
+    return (
+        f"has {len(ref_point)} values (allowed: one per objective, "
+        f"{objectives} because objectives = {objectives})"
+    )
+
+
+def _validate(config: Any, section: str) -> None:
+    # Also run on direct construction, so a config built in Python is as safe as a file.
+    for f in fields(config):
+        value = getattr(config, f.name)
+        problem = _SPECS[f.name].check(value)
+        if problem:
+            raise ConfigError(f"[{section}] {f.name}: {value!r} {problem}")
+
+
+def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
+    # Imported here: config sits below evaluate (and torch) in the dependency order.
+    from sparsemod.evaluate import EvalSettings
+
+    same = ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme")
+    same += ("device", "seed", "debug")
+    return EvalSettings(
+        epochs=epochs,
+        batch_size=config.train_batch_size,
+        target_flops=config.flops,
+        score_test=score_test,
+        **{name: getattr(config, name) for name in same},
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``[TRAIN]`` section: one search. See the module docstring for each key."""
+
+    name: str = "digits_cnn"
+    root: str = "results"
+    problem: str = "digits_cnn"
+    r1: int = 2
+    r2: int = 4
+    r3: int = 2
+    epochs1: int = 3
+    epochs2: int = 4
+    epochs3: int = 4
+    batch_size: int = 2
+    objectives: int = 3
+    debug: bool = False
+    flops: float = 1e8
+    quant_scheme: str = "post"
+    morphisms: bool = True
+    pruning: bool = True
+    prune_method: str = "magnitude"
+    keep_ratio: float = 0.5
+    finetune_epochs: int = 1
+    train_batch_size: int = 64
+    splitter: bool = False
+    seed: int = 0
+    device: str = "auto"
+    max_model_size: int | None = None
+    max_working_memory: int | None = None
+    max_latency: float | None = None
+    tolerance: float = 0.0
+    patience: int = 2
+    ref_point: tuple[float, ...] | None = None
+    generator: str = "pool"
+    num_candidates: int = 512
+
+    def __post_init__(self) -> None:
+        _validate(self, "TRAIN")
+        problem = _ref_point_problem(self.ref_point, self.objectives)
+        if problem:
+            raise ConfigError(f"[TRAIN] ref_point: {self.ref_point!r} {problem}")
+
+    @property
+    def objective_names(self) -> list[str]:
+        """The names of the objectives searched, in SpArSeMod's cumulative order."""
+        return list(OBJECTIVES[: self.objectives])
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """Hard limits by objective name, only those set (bytes and seconds)."""
+        limits = {
+            "model_size_bytes": self.max_model_size,
+            "working_memory_bytes": self.max_working_memory,
+            "latency_s": self.max_latency,
+        }
+        return {name: float(v) for name, v in limits.items() if v is not None}
+
+    def eval_settings(self, phase_epochs: int, *, score_test: bool = False) -> EvalSettings:
+        """How each candidate of a phase training ``phase_epochs`` epochs is evaluated.
+
+        Raises:
+            ConfigError: a value the evaluator does not support (e.g. quant_scheme both).
+        """
+        return _eval_settings(self, phase_epochs, score_test)
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """The ``[TEST]`` section: retrain one arm of a finished search and score it on test."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    name: str = "digits_cnn"
+    root: str = "results"
+    arm: int = 0
+    epochs: int = 5
+    pruning: bool = True
+    quant_scheme: str = "post"
+    objectives: int = 3
+    splitter: bool = False
+    prune_method: str = "magnitude"
+    keep_ratio: float = 0.5
+    finetune_epochs: int = 1
+    train_batch_size: int = 64
+    flops: float = 1e8
+    device: str = "auto"
+    seed: int = 0
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        _validate(self, "TEST")
+
+    def eval_settings(self) -> EvalSettings:
+        """How the arm is retrained; the test split is scored.
+
+        Raises:
+            ConfigError: a value the evaluator does not support (e.g. quant_scheme both).
+        """
+        return _eval_settings(self, self.epochs, True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole configuration: which mode, and the sections that were given."""
+
+    train: bool
+    train_config: TrainConfig | None
+    test_config: TestConfig | None
+    source: str
+
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "DEFAULT": ("train",),
+    "TRAIN": tuple(f.name for f in fields(TrainConfig)),
+    "TEST": tuple(f.name for f in fields(TestConfig)),
+}
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown_key(section: str, key: str) -> str:
+    known = _KEYS[section]
+    hint = _did_you_mean(key, known)
+    if section == "DEFAULT":
+        # configparser's habit is to share keys through [DEFAULT]; we read only `train` there.
+        homes = [s for s in ("TRAIN", "TEST") if key in _KEYS[s]]
+        if homes:
+            hint += f"; put it in {' or '.join(f'[{s}]' for s in homes)}"
+    return f"unknown key {key!r} (known keys: {', '.join(known)}{hint})"
+
+
+def _section_name(name: str, where: str) -> str:
+    if name.upper() in SECTIONS:
+        return name.upper()
+    hint = _did_you_mean(name.upper(), SECTIONS)
+    raise ConfigError(
+        f"{where}: unknown section [{name}] (known sections: {', '.join(SECTIONS)}{hint})"
+    )
+
+
+def _as_text(value: Any, label: str) -> str:
+    # The REST service passes JSON values; the parsers read text, as from a file.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_as_text(v, label) for v in value) + "]"
+    raise ConfigError(
+        f"{label}: {value!r} is a {type(value).__name__} (allowed: a string, number or boolean)"
+    )
+
+
+def _read_file(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    source = os.fspath(path)
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        inline_comment_prefixes=(";", "#"),
+        # A section name nobody writes: [DEFAULT] becomes an ordinary section whose keys
+        # do not leak into [TRAIN] and [TEST].
+        default_section="\x00no default section",
+    )
+    try:
+        with open(source, encoding="utf-8") as f:
+            parser.read_file(f, source=source)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source!r} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {source!r} cannot be read ({exc.strerror})") from None
+    except configparser.Error as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise ConfigError(f"{source}: not a valid INI file ({reason})") from None
+    sections: dict[str, dict[str, str]] = {}
+    for name in parser.sections():
+        canonical = _section_name(name, source)
+        if canonical in sections:
+            raise ConfigError(f"{source}: section [{canonical}] given twice")
+        sections[canonical] = dict(parser[name])
+    return sections
+
+
+def _read_data(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    for name, body in data.items():
+        canonical = _section_name(str(name), "<dict>")
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"<dict>: section [{name}] is not a mapping of keys to values")
+        if canonical in sections:
+            raise ConfigError(f"<dict>: section [{canonical}] given twice")
+        section: dict[str, str] = {}
+        for key, value in body.items():
+            lowered = str(key).strip().lower()  # keys are case-insensitive, as in a file
+            if lowered in section:
+                raise ConfigError(f"[{canonical}] {lowered}: given twice")
+            section[lowered] = _as_text(value, f"[{canonical}] {lowered}")
+        sections[canonical] = section
+    return sections
+
+
+def _apply_override(sections: dict[str, dict[str, str]], item: str) -> None:
+    target, eq, value = item.partition("=")
+    if not eq:
+        raise ConfigError(f"--set {item!r} has no '=' (write SECTION.key=value)")
+    name, dot, key = target.strip().partition(".")
+    if not dot or not name or not key.strip():
+        raise ConfigError(f"--set {item!r} has no SECTION.key before '=' (write SECTION.key=value)")
+    section = _section_name(name, f"--set {item}")
+    key = key.strip().lower()
+    if key not in _KEYS[section]:
+        raise ConfigError(f"--set {item}: {_unknown_key(section, key)}")
+    sections.setdefault(section, {})[key] = value.strip()
+
+
+def _build(cls: type, section: str, raw: Mapping[str, str]) -> Any:
+    values: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in _KEYS[section]:
+            raise ConfigError(f"[{section}] {_unknown_key(section, key)}")
+        values[key] = _convert(section, key, text)
+    if "ref_point" in raw:
+        objectives = values.get("objectives", cls.objectives)
+        problem = _ref_point_problem(values["ref_point"], objectives)
+        if problem:
+            raise ConfigError(f"[{section}] ref_point: {raw['ref_point']!r} {problem}")
+    return cls(**values)
+
+
+def _convert(section: str, key: str, text: str) -> Any:
+    label = f"[{section}] {key}"
+    spec = _SPECS[key]
+    try:
+        value = spec.parse(text, label)
+    except ConfigError:
+        raise
+    except (ValueError, KeyError):
+        value = text  # not of the right kind: check() says so, naming what is allowed
+    problem = spec.check(value)
+    if problem:
+        raise ConfigError(f"{label}: {text!r} {problem}")
+    return value
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    data: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunConfig:
+    """Read, override and validate a configuration. Nothing is written.
+
+    Args:
+        path: an INI file (``;`` and ``#`` comments, keys case-insensitive, no interpolation).
+        overrides: ``"SECTION.key=value"`` items applied over the file, e.g. ``"TRAIN.r1=3"``.
+        data: sections as a mapping instead of a file (what the REST service passes); values
+            may be strings or JSON scalars. With neither ``path`` nor ``data``, the overrides
+            alone make the configuration.
+
+    Returns:
+        The validated configuration; a section's config is ``None`` when it was not given.
+
+    Raises:
+        ConfigError: one problem, on one line: the section, the key, the value given and
+            what is allowed (or the file and configparser's reason).
+    """
+    if path is not None and data is not None:
+        raise ConfigError("load_config: give a config file or data, not both")
+    if path is not None:
+        source = os.fspath(path)
+        sections = _read_file(path)
+    else:
+        source = "<dict>"
+        sections = _read_data(data or {})
+    for item in overrides:
+        _apply_override(sections, item)
+
+    default = sections.get("DEFAULT", {})
+    for key in default:
+        if key not in _KEYS["DEFAULT"]:
+            raise ConfigError(f"[DEFAULT] {_unknown_key('DEFAULT', key)}")
+    if "train" not in default:
+        raise ConfigError(
+            f"{source}: no [DEFAULT] train (allowed: true to search with [TRAIN], "
+            "false to test one arm with [TEST])"
+        )
+    train = _convert("DEFAULT", "train", default["train"])
+    needed = "TRAIN" if train else "TEST"
+    if needed not in sections:
+        raise ConfigError(
+            f"{source}: no [{needed}] section "
+            f"(needed because [DEFAULT] train = {str(train).lower()})"
+        )
+    train_config = _build(TrainConfig, "TRAIN", sections["TRAIN"]) if "TRAIN" in sections else None
+    test_config = _build(TestConfig, "TEST", sections["TEST"]) if "TEST" in sections else None
+    return RunConfig(train, train_config, test_config, source)

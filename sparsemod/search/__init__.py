@@ -1,0 +1,7 @@
+"""The search: the only package that imports Ax (in ``ax_backend``)."""
+
+from __future__ import annotations
+
+from sparsemod.search.loop import Search, SearchOutcome, Trial, run_search
+
+__all__ = ["Search", "SearchOutcome", "Trial", "run_search"]

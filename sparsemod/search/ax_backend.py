@@ -1,0 +1,153 @@
+"""The one place sparsemod talks to Ax.
+
+Ax holds the experiment (the space, the objectives and every trial's arm and data) and
+generates the quasi-random Sobol arms; with ``generator = ax`` it also generates the
+GP-phase arms with its own default BoTorch strategy. Arms chosen by sparsemod (the
+exact-cost candidate pool, the morphisms) are attached as custom trials. Ax objects are
+never persisted: the results and the store are the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sparsemod.space import ChoiceParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+
+def _quiet_ax() -> None:
+    # Ax gives each of its modules an INFO logger as it is imported (some lazily, at the
+    # first model fit); sparsemod prints its own progress line per trial instead.
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("ax", "botorch", "pyro"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class AxBackend:
+    """An Ax ``Client`` for one search.
+
+    Args:
+        space: the search space.
+        objectives: the objective names, all minimised.
+        thresholds: objective thresholds (hard constraints on costs), by objective name.
+        seed: seeds Sobol (and Ax's model-based generation).
+        init_budget: arms Ax generates with Sobol before it switches to its BoTorch step.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[str],
+        thresholds: Mapping[str, float],
+        seed: int,
+        init_budget: int,
+    ) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.INFO)  # Ax logs at INFO while it imports
+            try:
+                from ax import Client
+            finally:
+                logging.disable(logging.NOTSET)
+        _quiet_ax()
+
+        self.space = space
+        self.objectives = list(objectives)
+        self.fixed = {p.name: p.value for p in space.parameters if isinstance(p, FixedParam)}
+        self.client = Client(random_seed=seed)
+        self.client.configure_experiment(
+            parameters=[_to_ax(p) for p in space.parameters if not isinstance(p, FixedParam)],
+            name="sparsemod",
+        )
+        if len(self.objectives) > 1:
+            objective = ", ".join(f"-{o}" for o in self.objectives)
+        else:
+            objective = f"-{self.objectives[0]}"
+        constraints = [f"{k} <= {v!r}" for k, v in thresholds.items() if k in self.objectives]
+        self.client.configure_optimization(objective=objective, outcome_constraints=constraints)
+        self.client.configure_generation_strategy(
+            method="fast",
+            initialization_budget=init_budget,
+            initialization_random_seed=seed,
+            initialize_with_center=False,
+            use_existing_trials_for_initialization=False,
+        )
+
+    def generate(self, n: int) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``n`` new arms from Ax's generation strategy, as (Ax index, params).
+
+        Ax may return fewer than asked (right after its Sobol step); ask until there are
+        ``n`` or it stops giving any.
+        """
+        out: list[tuple[int, dict[str, Any]]] = []
+        while len(out) < n:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                got = self.client.get_next_trials(max_trials=n - len(out))
+            _quiet_ax()
+            if not got:
+                break
+            out += [(i, self._from_ax(p)) for i, p in got.items()]
+        return out
+
+    def attach(self, params: Mapping[str, Any]) -> int:
+        """Attach an arm chosen outside Ax; returns its Ax trial index."""
+        free = {k: v for k, v in params.items() if k not in self.fixed}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.client.attach_trial(parameters=free)
+
+    def complete(self, index: int, values: Mapping[str, float]) -> None:
+        """Complete a trial with plain floats for every objective (one form for all)."""
+        data = {k: float(values[k]) for k in self.objectives}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.client.complete_trial(trial_index=index, raw_data=data)
+
+    def fail(self, index: int) -> None:
+        self.client.mark_trial_failed(trial_index=index)
+
+    def abandon(self, index: int) -> None:
+        """An arm rejected before training (it breaks a hard constraint)."""
+        self.client.mark_trial_abandoned(trial_index=index)
+
+    def _from_ax(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(self.fixed)
+        for p in self.space.parameters:
+            if p.name in params:
+                v = params[p.name]
+                out[p.name] = int(v) if isinstance(p, IntParam) else v
+        return out
+
+
+def _to_ax(p: Any) -> Any:
+    from ax import ChoiceParameterConfig, RangeParameterConfig
+
+    if isinstance(p, IntParam):
+        return RangeParameterConfig(
+            name=p.name,
+            bounds=(p.low, p.high),
+            parameter_type="int",
+            scaling="log" if p.log else None,
+        )
+    if isinstance(p, FloatParam):
+        return RangeParameterConfig(
+            name=p.name,
+            bounds=(p.low, p.high),
+            parameter_type="float",
+            scaling="log" if p.log else None,
+        )
+    if isinstance(p, ChoiceParam):
+        kinds = {type(v) for v in p.values}
+        kind = (
+            {str: "str", int: "int", float: "float", bool: "bool"}[kinds.pop()]
+            if len(kinds) == 1
+            else "str"
+        )
+        values = list(p.values) if kind != "str" else [str(v) for v in p.values]
+        return ChoiceParameterConfig(
+            name=p.name, values=values, parameter_type=kind, is_ordered=p.ordered
+        )
+    raise TypeError(f"no Ax parameter for {p!r}")

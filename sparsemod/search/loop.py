@@ -1,0 +1,525 @@
+"""The three-phase search: Sobol, then GP rounds, then morphism rounds.
+
+The loop knows the phases, the budget, the constraints and the stopper. It asks the Ax
+backend for Sobol arms (and, with ``generator = ax``, for GP arms), asks
+:mod:`sparsemod.search.acquisition` to pick arms from a candidate set whose costs are
+exact, evaluates each arm with :func:`sparsemod.evaluate.evaluate`, and writes the results.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from sparsemod import report
+from sparsemod.config import TrainConfig
+from sparsemod.data import Splits
+from sparsemod.errors import BuildError, ConfigError, SparsemodError
+from sparsemod.evaluate import (
+    COMPLETED,
+    FAILED,
+    EvalSettings,
+    TrialResult,
+    WarmStart,
+    evaluate,
+    load_model,
+    predict_costs,
+)
+from sparsemod.morph import morphs
+from sparsemod.problems import Problem, get_problem
+from sparsemod.search.acquisition import select
+from sparsemod.search.ax_backend import AxBackend
+from sparsemod.search.encoding import Encoder, key
+from sparsemod.train import accuracy
+
+PHASES = ("sobol", "gp", "morph")
+_COSTS = ("model_size_bytes", "working_memory_bytes", "latency_s")
+
+
+@dataclass
+class Trial:
+    """One arm of the search and, once evaluated, its result."""
+
+    index: int
+    phase: str
+    params: dict[str, Any]
+    predicted: dict[str, float]
+    parent: int | None = None
+    morph: str | None = None
+    result: TrialResult | None = None
+    ax_index: int | None = None
+
+    @property
+    def status(self) -> str:
+        return "running" if self.result is None else self.result.status
+
+    def value(self, name: str) -> float:
+        v = getattr(self.result, name, None) if self.result is not None else None
+        return float("nan") if v is None else float(v)
+
+    def row(self) -> dict[str, Any]:
+        r = self.result
+        out: dict[str, Any] = {
+            "index": self.index,
+            "phase": self.phase,
+            "parent": self.parent,
+            "status": self.status,
+            "failure_reason": r.failure_reason if r else None,
+            "params": self.params,
+        }
+        for name in (
+            "error",
+            "model_size_bytes",
+            "working_memory_bytes",
+            "flops",
+            "latency_s",
+            "accuracy_val",
+            "train_seconds",
+        ):
+            out[name] = getattr(r, name, None) if r else None
+        return out
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished search returns: where its files are, its trials and its front."""
+
+    directory: Path
+    trials: list[Trial]
+    pareto: list[int]
+    hypervolume: float
+    wall_seconds: float
+    generation_seconds: float
+    rejected: int
+    hv_history: list[float] = field(default_factory=list)
+
+
+class Search:
+    """A multi-objective search over one problem, configured by a :class:`TrainConfig`.
+
+    Args:
+        config: the validated ``[TRAIN]`` settings.
+        problem: the problem; looked up by ``config.problem`` when omitted.
+        out: where progress lines go (one per trial).
+    """
+
+    def __init__(
+        self, config: TrainConfig, problem: Problem | None = None, out: TextIO | None = None
+    ) -> None:
+        self.config = config
+        self.problem = problem or get_problem(config.problem)
+        self.out = out if out is not None else sys.stdout
+        self.objectives = list(config.objective_names)
+        self.costs = [o for o in self.objectives if o != "error"]
+        self.encoder = Encoder(self.problem.space)
+        self.trials: list[Trial] = []
+        self._seen: set[tuple] = set()
+        self._predicted: dict[tuple, dict[str, float] | None] = {}
+        self._build_errors: dict[tuple, str] = {}
+        self.rejected = 0
+        self.generation_seconds = 0.0
+        self.hv_history: list[float] = []
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> SearchOutcome:
+        """Run every phase, write the result files, return the outcome."""
+        start = time.perf_counter()
+        cfg = self.config
+        self.data: Splits = self.problem.load(cfg.seed)
+        self.shape = (tuple(self.data.input_shape), self.data.num_classes)
+        self.settings = {
+            "sobol": self._settings(cfg.epochs1),
+            "gp": self._settings(cfg.epochs2),
+            "morph": self._settings(cfg.epochs3),
+        }
+        self.ref_point = self._reference_point()
+        budget_sobol = cfg.r1 * cfg.batch_size
+        ax_init = budget_sobol if cfg.generator == "ax" else budget_sobol + 10_000
+        self.ax = AxBackend(self.problem.space, self.objectives, cfg.constraints, cfg.seed, ax_init)
+        self._say(
+            f"sparsemod: problem {self.problem.name}, objectives {', '.join(self.objectives)}, "
+            f"rounds {cfg.r1}/{cfg.r2}/{cfg.r3} x {cfg.batch_size}, reference point "
+            + ", ".join(f"{o}={v:.4g}" for o, v in zip(self.objectives, self.ref_point))
+        )
+        plans: list[tuple[str, int, Callable[[int], list[Trial]]]] = [
+            ("sobol", cfg.r1, self._sobol_round),
+            ("gp", cfg.r2, self._gp_round),
+            ("morph", cfg.r3 if cfg.morphisms else 0, self._morph_round),
+        ]
+        for phase, rounds, propose in plans:
+            phase_hv: list[float] = []
+            for r in range(rounds):
+                arms = propose(cfg.batch_size)
+                if not arms:
+                    self._say(f"[{phase}] no candidate left that meets the constraints; phase ends")
+                    break
+                for trial in arms:
+                    self._evaluate(trial, f"{phase} {r + 1}/{rounds}")
+                phase_hv.append(self.hypervolume())
+                self.hv_history.append(phase_hv[-1])
+                if self._stop(phase_hv):
+                    self._say(
+                        f"[{phase}] stopper: hypervolume gained less than {cfg.tolerance} over "
+                        f"{cfg.patience} rounds; phase ends after round {r + 1}"
+                    )
+                    break
+        wall = time.perf_counter() - start
+        return self._finish(wall)
+
+    def _settings(self, epochs: int) -> EvalSettings:
+        from dataclasses import replace
+
+        return replace(self.config.eval_settings(epochs), keep_trained=self.config.morphisms)
+
+    # ------------------------------------------------------------------ proposals
+
+    def _sobol_round(self, n: int) -> list[Trial]:
+        return self._from_ax("sobol", n)
+
+    def _from_ax(self, phase: str, n: int) -> list[Trial]:
+        arms: list[Trial] = []
+        tries = 0
+        while len(arms) < n and tries < 50 * n:
+            t0 = time.perf_counter()
+            got = self.ax.generate(n - len(arms))
+            self.generation_seconds += time.perf_counter() - t0
+            if not got:
+                break
+            for ax_index, params in got:
+                tries += 1
+                trial = self._admit(params, phase)
+                if trial is None:
+                    self.ax.abandon(ax_index)
+                    continue
+                trial.ax_index = ax_index
+                arms.append(trial)
+        return arms
+
+    def _gp_round(self, n: int) -> list[Trial]:
+        done = self._completed()
+        if self.config.generator == "ax":
+            return self._from_ax("gp", n)
+        if len(done) < 2:
+            return self._from_ax("gp", n)  # nothing to fit yet: Sobol arms
+        t0 = time.perf_counter()
+        if not hasattr(self, "_pool"):
+            self._pool = self.encoder.sample(self.config.num_candidates, self.config.seed + 1)
+        neighbours = [
+            m.params for t in self._pareto_trials() for m in morphs(self.problem.space, t.params)
+        ]
+        candidates = self._feasible(self._pool + neighbours, self.settings["gp"])
+        chosen = self._choose(candidates, n)
+        self.generation_seconds += time.perf_counter() - t0
+        return [self._attach(params, "gp") for params in chosen]
+
+    def _morph_round(self, n: int) -> list[Trial]:
+        t0 = time.perf_counter()
+        children: list[dict[str, Any]] = []
+        origin: dict[tuple, tuple[int, str, bool]] = {}
+        for parent in self._pareto_trials():
+            for m in morphs(self.problem.space, parent.params):
+                k = key(m.params)
+                if k not in origin:
+                    origin[k] = (parent.index, m.description, m.preserves_function)
+                    children.append(dict(m.params))
+        candidates = self._feasible(children, self.settings["morph"])
+        chosen = self._choose(candidates, n)
+        self.generation_seconds += time.perf_counter() - t0
+        arms = []
+        for params in chosen:
+            parent, description, preserves = origin[key(params)]
+            trial = self._attach(params, "morph", parent=parent, morph=description)
+            trial.morph = description + (" (warm start)" if preserves else "")
+            arms.append(trial)
+        return arms
+
+    def _choose(self, candidates: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+        """The ``n`` candidates with the best joint expected hypervolume improvement."""
+        if not candidates:
+            return []
+        done = self._completed()
+        ref = self.ref_point
+        train_x = self.encoder.encode_many([t.params for t in done])
+        train_err = torch.tensor([t.value("error") for t in done], dtype=torch.float64)
+        train_c = torch.tensor(
+            [[t.value(c) / r for c, r in zip(self.costs, ref[1:])] for t in done],
+            dtype=torch.float64,
+        ).reshape(len(done), len(self.costs))
+        cand_x = self.encoder.encode_many(candidates)
+        cand_c = torch.tensor(
+            [
+                [self._predicted[key(p)][c] / r for c, r in zip(self.costs, ref[1:])]
+                for p in candidates
+            ],
+            dtype=torch.float64,
+        ).reshape(len(candidates), len(self.costs))
+        idx = select(
+            train_x,
+            train_err,
+            train_c,
+            cand_x,
+            cand_c,
+            ref[:1],
+            n,
+            seed=self.config.seed + len(self.trials),
+        )
+        return [candidates[i] for i in idx]
+
+    # ------------------------------------------------------------------ feasibility
+
+    def _predict(self, params: Mapping[str, Any], settings: EvalSettings) -> dict | None:
+        k = key(params)
+        if k not in self._predicted:
+            try:
+                self._predicted[k] = predict_costs(self.problem, params, settings, *self.shape)
+            except BuildError as exc:
+                self._predicted[k] = None
+                self._build_errors[k] = str(exc)
+        return self._predicted[k]
+
+    def _violates(self, costs: Mapping[str, float]) -> bool:
+        return any(costs[name] > limit for name, limit in self.config.constraints.items())
+
+    def _feasible(
+        self, candidates: Sequence[Mapping[str, Any]], settings: EvalSettings
+    ) -> list[dict[str, Any]]:
+        out, keys = [], set()
+        for params in candidates:
+            k = key(params)
+            if k in self._seen or k in keys:
+                continue
+            costs = self._predict(params, settings)
+            if costs is None or self._violates(costs):
+                continue
+            keys.add(k)
+            out.append(dict(params))
+        return out
+
+    def _admit(self, params: dict[str, Any], phase: str) -> Trial | None:
+        """A trial for an arm from Ax, or None when it breaks a hard constraint."""
+        params = self.problem.space.validate(params)
+        costs = self._predict(params, self.settings[phase])
+        if costs is not None and self._violates(costs):
+            self.rejected += 1
+            return None
+        return self._new_trial(params, phase, costs or {})
+
+    def _attach(
+        self,
+        params: dict[str, Any],
+        phase: str,
+        parent: int | None = None,
+        morph: str | None = None,
+    ) -> Trial:
+        trial = self._new_trial(
+            params, phase, self._predicted.get(key(params)) or {}, parent=parent, morph=morph
+        )
+        trial.ax_index = self.ax.attach(params)
+        return trial
+
+    def _new_trial(
+        self,
+        params: dict[str, Any],
+        phase: str,
+        costs: dict[str, float],
+        parent: int | None = None,
+        morph: str | None = None,
+    ) -> Trial:
+        trial = Trial(len(self.trials), phase, dict(params), costs, parent, morph)
+        self.trials.append(trial)
+        self._seen.add(key(params))
+        return trial
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _evaluate(self, trial: Trial, label: str) -> None:
+        settings = self.settings[trial.phase]
+        warm = None
+        if trial.morph and trial.morph.endswith("(warm start)") and trial.parent is not None:
+            parent = self.trials[trial.parent].result
+            if parent is not None and parent.trained_state is not None:
+                warm = WarmStart(self.trials[trial.parent].params, parent.trained_state)
+        build_error = self._build_errors.get(key(trial.params))
+        if build_error is not None:
+            result = TrialResult(
+                FAILED, trial.params, settings.seed, failure_reason=f"BuildError: {build_error}"
+            )
+        else:
+            result = evaluate(self.problem, trial.params, settings, self.data, warm)
+        trial.result = result
+        if result.status == COMPLETED:
+            self.ax.complete(trial.ax_index, {o: trial.value(o) for o in self.objectives})
+        else:
+            self.ax.fail(trial.ax_index)
+        self._forget_dominated_models()
+        self._progress(trial, label)
+
+    def _forget_dominated_models(self) -> None:
+        # Only Pareto members keep their deployed model; the rest would fill memory.
+        keep = {t.index for t in self._pareto_trials()}
+        for t in self._completed():
+            if t.index not in keep and t.result.model is not None:
+                from dataclasses import replace
+
+                t.result = replace(t.result, model=None)
+
+    # ------------------------------------------------------------------ fronts
+
+    def _completed(self) -> list[Trial]:
+        return [t for t in self.trials if t.status == COMPLETED]
+
+    def _values(self, trials: Sequence[Trial]) -> np.ndarray:
+        return np.array([[t.value(o) for o in self.objectives] for t in trials]).reshape(
+            len(trials), len(self.objectives)
+        )
+
+    def _pareto_trials(self) -> list[Trial]:
+        done = self._completed()
+        if not done:
+            return []
+        mask = report.pareto_mask(self._values(done))
+        return [t for t, m in zip(done, mask) if m]
+
+    def hypervolume(self) -> float:
+        """Hypervolume of the completed trials, normalised by the reference point."""
+        done = self._completed()
+        return report.hypervolume(self._values(done), self.ref_point) if done else 0.0
+
+    def _stop(self, phase_hv: list[float]) -> bool:
+        cfg = self.config
+        if cfg.tolerance <= 0 or len(phase_hv) <= cfg.patience:
+            return False
+        return phase_hv[-1] - phase_hv[-1 - cfg.patience] < cfg.tolerance
+
+    def _reference_point(self) -> list[float]:
+        """Error 1; each cost its hard limit, else 1.1 x its largest value over the space.
+
+        The largest value is read from 64 quasi-random points of the space, so the point
+        is fixed for the whole search (and the same for every run with the same seed).
+        """
+        cfg = self.config
+        if cfg.ref_point is not None:
+            return [float(v) for v in cfg.ref_point]
+        ref = [1.0]
+        sample = [
+            self._predict(p, self.settings["sobol"]) for p in self.encoder.sample(64, cfg.seed + 7)
+        ]
+        sample = [s for s in sample if s is not None]
+        for c in self.costs:
+            if c in cfg.constraints:
+                ref.append(float(cfg.constraints[c]))
+            elif sample:
+                ref.append(1.1 * max(s[c] for s in sample))
+            else:
+                raise ConfigError(
+                    "could not derive a reference point: no sampled network builds; "
+                    "set ref_point in [TRAIN]"
+                )
+        return ref
+
+    # ------------------------------------------------------------------ output
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def _progress(self, t: Trial, label: str) -> None:
+        r = t.result
+        head = f"[{label}] trial {t.index}"
+        if t.parent is not None:
+            head += f" <- {t.parent} ({t.morph})"
+        if r.status != COMPLETED:
+            reason = (r.failure_reason or "").splitlines()[0]
+            self._say(f"{head} FAILED: {reason}")
+            return
+        self._say(
+            f"{head}: error {r.error:.4f}, size {_bytes(r.model_size_bytes)}, "
+            f"memory {_bytes(r.working_memory_bytes)}, latency {r.latency_s * 1e3:.3g} ms, "
+            f"{r.total_seconds:.1f} s | pareto {len(self._pareto_trials())}, "
+            f"HV {self.hypervolume():.4f}"
+        )
+
+    def _finish(self, wall: float) -> SearchOutcome:
+        cfg = self.config
+        directory = Path(cfg.root) / cfg.name
+        pareto = self._pareto_trials()
+        test_error: dict[int, float] = {}
+        for t in pareto:
+            if t.result.model is not None:
+                model = load_model(t.result.model, self.problem)
+                test_error[t.index] = 1.0 - accuracy(
+                    model, self.data.test, collate_fn=self.data.collate_fn
+                )
+        frame = report.trials_frame(
+            [t.row() for t in self.trials], self.problem.space.names, self.objectives
+        )
+        hv = self.hypervolume()
+        summary = {
+            "name": cfg.name,
+            "problem": self.problem.name,
+            "config": _config_dict(cfg),
+            "objectives": self.objectives,
+            "reference_point": self.ref_point,
+            "hypervolume": hv,
+            "hypervolume_history": self.hv_history,
+            "trials": len(self.trials),
+            "completed": len(self._completed()),
+            "rejected_before_training": self.rejected,
+            "generation_seconds": self.generation_seconds,
+            "morphs": {t.index: t.morph for t in self.trials if t.morph},
+        }
+        report.write_results(
+            directory,
+            frame,
+            pareto_test_error=test_error,
+            summary=summary,
+            models={t.index: t.result.model for t in pareto if t.result.model is not None},
+            problem_name=self.problem.name,
+            objectives=self.objectives,
+            wall_seconds=wall,
+        )
+        self._say(
+            f"done: {len(self._completed())}/{len(self.trials)} trials completed, "
+            f"{len(pareto)} on the Pareto front, HV {hv:.4f}, {wall:.0f} s "
+            f"({self.generation_seconds:.0f} s choosing arms); results in {directory}"
+        )
+        return SearchOutcome(
+            directory,
+            self.trials,
+            [t.index for t in pareto],
+            hv,
+            wall,
+            self.generation_seconds,
+            self.rejected,
+            self.hv_history,
+        )
+
+
+def _bytes(n: float | None) -> str:
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "-"
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{int(n)} B"
+
+
+def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(cfg).items()}
+
+
+def run_search(
+    config: TrainConfig, problem: Problem | None = None, out: TextIO | None = None
+) -> SearchOutcome:
+    """Run a search to the end (see :class:`Search`)."""
+    try:
+        return Search(config, problem, out).run()
+    except SparsemodError:
+        raise
