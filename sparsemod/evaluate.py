@@ -450,18 +450,22 @@ def predict_costs(
         make_permanent(model)
     x = torch.zeros((1, *input_shape))
     try:
-        f = metrics.flops(model, x)
-        act = 1 if settings.quant_scheme == "post" else None
-        return {
-            "model_size_bytes": metrics.model_size_bytes(
-                model, int8_layers=_INT8_LAYERS[settings.quant_scheme]
-            ),
-            "working_memory_bytes": metrics.working_memory_bytes(model, x, activation_bytes=act),
-            "flops": f,
-            "latency_s": metrics.latency_seconds(f, settings.target_flops),
-        }
+        costs = metrics.measure_all(
+            model,
+            x,
+            settings.target_flops,
+            int8_layers=_INT8_LAYERS[settings.quant_scheme],
+            activation_bytes=1 if settings.quant_scheme == "post" else None,
+        )
     except MeasureError as exc:
         raise BuildError(f"the network does not run on its input: {exc}") from exc
+    if settings.quant_scheme == "post":
+        # Static int8 stores a (scale, zero point) per quantized activation: the input's and
+        # each conv / linear output's but the last (the logits leave in float); pooling and
+        # reshapes reuse their input's.
+        layers = sum(isinstance(m, _INT8_LAYERS["post"]) for m in model.modules())
+        costs["model_size_bytes"] += layers * (metrics.SCALE_BYTES + metrics.ZERO_POINT_BYTES)
+    return costs
 
 
 def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:

@@ -270,8 +270,10 @@ def working_memory_bytes(
     Raises:
         MeasureError: the model cannot be traced or run.
     """
-    x = example_input[:1]
-    gm = trace(model, x)
+    return _working_memory(trace(model, example_input[:1]), activation_bytes)
+
+
+def _working_memory(gm: fx.GraphModule, activation_bytes: int | None) -> int:
     nodes = list(gm.graph.nodes)
     index = {n: i for i, n in enumerate(nodes)}
     buffer_of: dict[fx.Node, int] = {}
@@ -387,8 +389,10 @@ def flops(model: nn.Module, example_input: torch.Tensor) -> int:
     Raises:
         MeasureError: the model cannot be traced or run.
     """
-    x = example_input[:1]
-    gm = trace(model, x)
+    return _flops(trace(model, example_input[:1]))
+
+
+def _flops(gm: fx.GraphModule) -> int:
     macs = 0
     for n in gm.graph.nodes:
         if not _has_tensor(n):
@@ -508,7 +512,10 @@ def model_size_bytes(model: nn.Module, *, int8_layers: tuple[type[nn.Module], ..
     Raises:
         MeasureError: the model cannot be traced.
     """
-    gm = trace(model)
+    return _model_size(trace(model), int8_layers)
+
+
+def _model_size(gm: fx.GraphModule, int8_layers: tuple[type[nn.Module], ...] = ()) -> int:
     if any(
         _target_name(n).split(".")[0]
         in {"quantize_per_tensor", "dequantize_per_channel", "dequantize_per_tensor"}
@@ -608,13 +615,23 @@ def _pt2e_size(gm: fx.GraphModule) -> int:
 
 
 def measure_all(
-    model: nn.Module, example_input: torch.Tensor, target_flops: float
+    model: nn.Module,
+    example_input: torch.Tensor,
+    target_flops: float,
+    *,
+    int8_layers: tuple[type[nn.Module], ...] = (),
+    activation_bytes: int | None = None,
 ) -> dict[str, float]:
-    """All hardware objectives of one model, keyed as in a TrialResult."""
-    f = flops(model, example_input)
+    """All hardware objectives of one model from one trace, keyed as in a TrialResult.
+
+    ``int8_layers`` and ``activation_bytes`` are as in :func:`model_size_bytes` and
+    :func:`working_memory_bytes`.
+    """
+    gm = trace(model, example_input[:1])
+    f = _flops(gm)
     return {
-        "model_size_bytes": model_size_bytes(model),
-        "working_memory_bytes": working_memory_bytes(model, example_input),
+        "model_size_bytes": _model_size(gm, int8_layers),
+        "working_memory_bytes": _working_memory(gm, activation_bytes),
         "flops": f,
         "latency_s": latency_seconds(f, target_flops),
     }

@@ -98,7 +98,36 @@ class GlobalMagnitude(Pruner):
         return PruneStep(self.name, keep_ratio, total, kept)
 
 
-PRUNERS: dict[str, type[Pruner]] = {GlobalMagnitude.name: GlobalMagnitude}
+class LayerwiseMagnitude(Pruner):
+    """Unstructured magnitude pruning that keeps the same share of every layer (SpArSe).
+
+    Each layer keeps exactly ``round(keep_ratio * n)`` of its ``n`` weights, so how many
+    weights each layer keeps (and so the model size) follows from the parameters alone,
+    before any training.
+    """
+
+    name = "magnitude_layerwise"
+
+    def prune(self, model: nn.Module, keep_ratio: float) -> PruneStep:
+        keep_ratio = _check_keep_ratio(keep_ratio)
+        pairs = prunable_weights(model)
+        if not pairs:
+            raise CompressionError(f"{type(model).__name__} has no conv, linear or RNN weights")
+        total = kept = 0
+        for m, n in pairs:
+            size = getattr(m, n).numel()
+            keep = max(1, round(keep_ratio * size))
+            if keep < size:
+                torch_prune.l1_unstructured(m, n, amount=size - keep)
+            total += size
+            kept += int(torch.count_nonzero(getattr(m, n)).item())
+        return PruneStep(self.name, keep_ratio, total, kept)
+
+
+PRUNERS: dict[str, type[Pruner]] = {
+    GlobalMagnitude.name: GlobalMagnitude,
+    LayerwiseMagnitude.name: LayerwiseMagnitude,
+}
 
 
 def get_pruner(name: str) -> Pruner:

@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -176,8 +176,6 @@ class Search:
         return self._finish(wall)
 
     def _settings(self, epochs: int) -> EvalSettings:
-        from dataclasses import replace
-
         return replace(self.config.eval_settings(epochs), keep_trained=self.config.morphisms)
 
     # ------------------------------------------------------------------ proposals
@@ -355,6 +353,7 @@ class Search:
             )
         else:
             result = evaluate(self.problem, trial.params, settings, self.data, warm)
+            result = self._check_measured(result)
         trial.result = result
         if result.status == COMPLETED:
             self.ax.complete(trial.ax_index, {o: trial.value(o) for o in self.objectives})
@@ -363,13 +362,30 @@ class Search:
         self._forget_dominated_models()
         self._progress(trial, label)
 
+    def _check_measured(self, result: TrialResult) -> TrialResult:
+        """A trained network whose measured costs break a hard limit cannot ship.
+
+        The model size predicted before training can differ from the measured one by how
+        pruning spread the kept weights over the layers; such a trial keeps its numbers
+        but fails, and stays off the Pareto set.
+        """
+        if result.status != COMPLETED:
+            return result
+        over = [
+            f"measured {name} {getattr(result, name):.6g} > limit {limit:.6g}"
+            for name, limit in self.config.constraints.items()
+            if getattr(result, name) > limit
+        ]
+        if not over:
+            return result
+        return replace(result, status=FAILED, model=None,
+                       failure_reason="constraint: " + "; ".join(over))
+
     def _forget_dominated_models(self) -> None:
         # Only Pareto members keep their deployed model; the rest would fill memory.
         keep = {t.index for t in self._pareto_trials()}
         for t in self._completed():
             if t.index not in keep and t.result.model is not None:
-                from dataclasses import replace
-
                 t.result = replace(t.result, model=None)
 
     # ------------------------------------------------------------------ fronts

@@ -1,0 +1,126 @@
+"""The three-phase search end to end on digits: tiny budgets, real training, real Ax."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparsemod.config import TrainConfig
+from sparsemod.problems import get_problem
+from sparsemod.report import load_results, pareto_mask
+from sparsemod.search import Search
+from sparsemod.train import accuracy
+
+TINY = dict(
+    r1=2, r2=2, r3=1, epochs1=1, epochs2=1, epochs3=1, batch_size=2, objectives=3,
+    num_candidates=64, device="cpu", max_model_size=16384, max_working_memory=2048,
+    prune_method="magnitude_layerwise",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    cfg = TrainConfig(name="tiny", root=str(root), **TINY)
+    out = io.StringIO()
+    outcome = Search(cfg, get_problem("digits_cnn"), out=out).run()
+    return cfg, outcome, out.getvalue()
+
+
+@pytest.mark.slow
+def test_tiny_search_writes_every_file(tiny):
+    cfg, outcome, log = tiny
+    d = outcome.directory
+    for name in ("trials.csv", "pareto.csv", "summary.json", "time.txt", "pareto.png"):
+        assert (d / name).is_file(), name
+    trials = pd.read_csv(d / "trials.csv")
+    # 2 Sobol rounds + 2 GP rounds + 1 morph round, 2 arms each
+    assert len(trials) == 10
+    assert list(trials["phase"]) == ["sobol"] * 4 + ["gp"] * 4 + ["morph"] * 2
+    for column in ("index", "phase", "parent", "status", "failure_reason", "b1_filters", "lr",
+                   "error", "model_size_bytes", "working_memory_bytes", "flops", "latency_s",
+                   "train_seconds", "is_pareto"):
+        assert column in trials.columns, column
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["objectives"] == ["error", "model_size_bytes", "working_memory_bytes"]
+    assert (d / "summary.json").stat().st_size < 20_000
+    assert set(summary["versions"]) >= {"sparsemod", "torch", "ax", "botorch"}
+    pareto = pd.read_csv(d / "pareto.csv")
+    assert sorted(pareto["index"]) == sorted(outcome.pareto)
+    assert pareto["test_error"].between(0, 1).all()
+    # only the Pareto members have a model on disk
+    assert sorted(int(p.stem.split("_")[1]) for p in (d / "models").glob("*.json")) == sorted(
+        outcome.pareto
+    )
+    # one progress line per trial
+    assert sum(line.startswith("[") and " trial " in line for line in log.splitlines()) == 10
+
+
+@pytest.mark.slow
+def test_pareto_rows_are_exactly_the_non_dominated_completed_trials(tiny):
+    _, outcome, _ = tiny
+    trials = pd.read_csv(outcome.directory / "trials.csv")
+    done = trials[trials["status"] == "completed"]
+    values = done[["error", "model_size_bytes", "working_memory_bytes"]].to_numpy(float)
+    expected = set(done["index"][pareto_mask(values)])
+    assert set(trials["index"][trials["is_pareto"]]) == expected == set(outcome.pareto)
+    for i in expected:
+        row = values[list(done["index"]).index(i)]
+        assert not ((values <= row).all(axis=1) & (values < row).any(axis=1)).any()
+
+
+@pytest.mark.slow
+def test_morph_children_name_a_parent_that_was_on_the_front(tiny):
+    _, outcome, _ = tiny
+    trials = pd.read_csv(outcome.directory / "trials.csv")
+    morph = trials[trials["phase"] == "morph"]
+    assert len(morph) == 2
+    for _, child in morph.iterrows():
+        parent = int(child["parent"])
+        before = trials[(trials["index"] < child["index"]) & (trials["status"] == "completed")]
+        values = before[["error", "model_size_bytes", "working_memory_bytes"]].to_numpy(float)
+        front = set(before["index"][pareto_mask(values)])
+        assert parent in front
+
+
+@pytest.mark.slow
+def test_hard_constraints_reject_before_training(tiny):
+    cfg, outcome, _ = tiny
+    for t in outcome.trials:
+        # what was trained met the limits as predicted from the parameters
+        assert t.predicted["model_size_bytes"] <= cfg.max_model_size
+        assert t.predicted["working_memory_bytes"] <= cfg.max_working_memory
+        # the measured working memory and FLOPs equal the prediction exactly; with layerwise
+        # pruning the size does too, up to weights that int8 rounding turns into zeros; a
+        # trial whose measured size still breaks the limit fails
+        if t.status == "completed":
+            assert t.result.model_size_bytes <= cfg.max_model_size
+            assert t.result.working_memory_bytes == t.predicted["working_memory_bytes"]
+            assert t.result.flops == t.predicted["flops"]
+            measured, predicted = t.result.model_size_bytes, t.predicted["model_size_bytes"]
+            assert predicted - max(16, 0.01 * predicted) <= measured <= predicted
+
+
+@pytest.mark.slow
+def test_results_load_back_with_models(tiny):
+    _, outcome, _ = tiny
+    results = load_results(outcome.directory)
+    best = results.pareto.sort_values("error").iloc[0]
+    model = results.load_model(int(best["index"]))
+    data = get_problem("digits_cnn").load(0)
+    assert accuracy(model, data.val) == pytest.approx(1 - best["error"])
+    assert accuracy(model, data.test) == pytest.approx(1 - best["test_error"])
+
+
+def test_stopper_ends_a_phase_when_the_hypervolume_stalls():
+    search = Search(TrainConfig(tolerance=0.01, patience=2), get_problem("digits_cnn"))
+    assert not search._stop([0.1, 0.2])
+    assert not search._stop([0.1, 0.2, 0.25])
+    assert search._stop([0.1, 0.2, 0.205, 0.209])
+    off = Search(TrainConfig(tolerance=0.0, patience=1), get_problem("digits_cnn"))
+    assert not off._stop([0.5, 0.5, 0.5])
+    assert np.isfinite(search.hypervolume())
