@@ -17,7 +17,14 @@ from sparsemod.builders import Builder, build_cnn, build_mlp, build_rnn
 from sparsemod.builders.cnn import cnn_space
 from sparsemod.builders.mlp import mlp_space
 from sparsemod.builders.rnn import rnn_space
-from sparsemod.data import Splits, as_splits, load_digits, load_digits_sequences
+from sparsemod.data import (
+    Splits,
+    as_splits,
+    load_digits,
+    load_digits_sequences,
+    load_digits_varlen,
+    pad_left_collate,
+)
 from sparsemod.errors import ConfigError
 from sparsemod.space import SearchSpace
 
@@ -82,10 +89,22 @@ def digits_rnn() -> Problem:
     )
 
 
+def digits_rnn_varlen() -> Problem:
+    """The RNN on digit rows with blank rows cut off: sequences of 4 to 8 steps.
+
+    The example of a problem whose samples have different lengths: its data come with a
+    ``collate_fn`` that pads each batch (``splitter = true`` in config.ini).
+    """
+    return Problem("digits_rnn_varlen", rnn_space(), build_rnn,
+                   lambda seed: load_digits_varlen(seed), collate_fn=pad_left_collate,
+                   description="LSTM / GRU over variable-length digit rows (padded batches)")
+
+
 BUILTIN: dict[str, Callable[[], Problem]] = {
     "digits_cnn": digits_cnn,
     "digits_mlp": digits_mlp,
     "digits_rnn": digits_rnn,
+    "digits_rnn_varlen": digits_rnn_varlen,
 }
 
 

@@ -421,3 +421,18 @@ def test_get_dataset(tmp_path: Path) -> None:
         get_dataset("mnist")  # folder missing
     with pytest.raises(ConfigError, match="'digits'"):
         get_dataset("digits", folder=tmp_path)
+
+
+def test_digits_varlen_sequences_have_different_lengths_and_pad_at_the_front():
+    from sparsemod.data import load_digits_varlen, pad_left_collate
+
+    splits = load_digits_varlen(0)
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 1797
+    lengths = [splits.train[i][0].shape[0] for i in range(len(splits.train))]
+    assert min(lengths) >= 5 and max(lengths) == 8 and len(set(lengths)) >= 3
+    assert splits.train[0][0].shape[1] == 8
+    a = (torch.ones(2, 3), torch.tensor(1))
+    b = (torch.full((4, 3), 2.0), torch.tensor(0))
+    x, y = pad_left_collate([a, b])
+    assert x.shape == (2, 4, 3) and y.tolist() == [1, 0]
+    assert x[0, :2].abs().sum() == 0 and torch.equal(x[0, 2:], a[0]) and torch.equal(x[1], b[0])

@@ -117,3 +117,18 @@ def test_rnn_with_dynamic_int8_on_digit_rows():
     # hidden 64 over 8 features, 8 steps: output 8x64 + h 64 + c 64 floats + 8x8 input
     assert r.working_memory_bytes == (8 * 64 + 64 + 64 + 64) * 4
     assert r.flops == 2 * (8 * 4 * 64 * (8 + 64) + 64 * 10)
+
+
+@pytest.mark.slow
+def test_variable_length_sequences_train_through_the_collate_fn():
+    problem = get_problem("digits_rnn_varlen")
+    data = problem.load(0)
+    assert data.collate_fn is not None
+    r = evaluate(problem, problem.space.reference,
+                 EvalSettings(epochs=2, quant_scheme="dynamic", device="cpu"), data)
+    assert r.ok, r.failure_reason
+    assert r.accuracy_val >= 0.5
+    reloaded = load_model(r.model, problem)
+    assert accuracy(reloaded, data.val, collate_fn=data.collate_fn) == pytest.approx(
+        r.accuracy_val
+    )

@@ -100,6 +100,7 @@ class SearchOutcome:
     generation_seconds: float
     rejected: int
     hv_history: list[float] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Search:
@@ -127,6 +128,7 @@ class Search:
         self.rejected = 0
         self.generation_seconds = 0.0
         self.hv_history: list[float] = []
+        self.rounds: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ the loop
 
@@ -135,6 +137,11 @@ class Search:
         start = time.perf_counter()
         cfg = self.config
         self.data: Splits = self.problem.load(cfg.seed)
+        if cfg.splitter and self.data.collate_fn is None:
+            raise ConfigError(
+                f"[TRAIN] splitter: true, but problem {self.problem.name!r} gives no "
+                "collate_fn to batch its sequences with"
+            )
         self.shape = (tuple(self.data.input_shape), self.data.num_classes)
         self.settings = {
             "sobol": self._settings(cfg.epochs1),
@@ -158,7 +165,9 @@ class Search:
         for phase, rounds, propose in plans:
             phase_hv: list[float] = []
             for r in range(rounds):
+                t0 = time.perf_counter()
                 arms = propose(cfg.batch_size)
+                t1 = time.perf_counter()
                 if not arms:
                     self._say(f"[{phase}] no candidate left that meets the constraints; phase ends")
                     break
@@ -166,6 +175,16 @@ class Search:
                     self._evaluate(trial, f"{phase} {r + 1}/{rounds}")
                 phase_hv.append(self.hypervolume())
                 self.hv_history.append(phase_hv[-1])
+                self.rounds.append(
+                    {
+                        "phase": phase,
+                        "round": r + 1,
+                        "arms": len(arms),
+                        "propose_seconds": t1 - t0,
+                        "evaluate_seconds": time.perf_counter() - t1,
+                        "hypervolume": phase_hv[-1],
+                    }
+                )
                 if self._stop(phase_hv):
                     self._say(
                         f"[{phase}] stopper: hypervolume gained less than {cfg.tolerance} over "
@@ -378,8 +397,9 @@ class Search:
         ]
         if not over:
             return result
-        return replace(result, status=FAILED, model=None,
-                       failure_reason="constraint: " + "; ".join(over))
+        return replace(
+            result, status=FAILED, model=None, failure_reason="constraint: " + "; ".join(over)
+        )
 
     def _forget_dominated_models(self) -> None:
         # Only Pareto members keep their deployed model; the rest would fill memory.
@@ -490,6 +510,7 @@ class Search:
             "completed": len(self._completed()),
             "rejected_before_training": self.rejected,
             "generation_seconds": self.generation_seconds,
+            "rounds": self.rounds,
             "morphs": {t.index: t.morph for t in self.trials if t.morph},
         }
         report.write_results(
@@ -516,6 +537,7 @@ class Search:
             self.generation_seconds,
             self.rejected,
             self.hv_history,
+            self.rounds,
         )
 
 

@@ -1,0 +1,1 @@
+"""Example problems: copy one to start your own."""
