@@ -28,13 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(config: Path, generator: str, seed: int, out_root: Path) -> dict:
     cfg = load_config(
         config,
-        [f"TRAIN.generator={generator}", f"TRAIN.seed={seed}", "TRAIN.r3=0",
-         f"TRAIN.root={out_root}", f"TRAIN.name={generator}_{seed}"],
+        [
+            f"TRAIN.generator={generator}",
+            f"TRAIN.seed={seed}",
+            "TRAIN.r3=0",
+            f"TRAIN.root={out_root}",
+            f"TRAIN.name={generator}_{seed}",
+        ],
     ).train_config
     outcome = Search(cfg, out=io.StringIO()).run()
     gp = [r["propose_seconds"] for r in outcome.rounds if r["phase"] == "gp"]
     return {
-        "generator": generator, "seed": seed,
+        "generator": generator,
+        "seed": seed,
         "gp_round_s": statistics.median(gp) if gp else float("nan"),
         "wall_s": outcome.wall_seconds,
         "choose_share": sum(r["propose_seconds"] for r in outcome.rounds) / outcome.wall_seconds,

@@ -27,8 +27,14 @@ def space() -> SearchSpace:
             FloatParam("lr", 1e-3, 3e-2, log=True),
             FloatParam("keep_ratio", 0.1, 1.0),  # pruning keep ratio, searched
         ),
-        reference={"conv1": 8, "conv2": 16, "kernel": 3, "pool": "max", "lr": 0.01,
-                   "keep_ratio": 0.5},
+        reference={
+            "conv1": 8,
+            "conv2": 16,
+            "kernel": 3,
+            "pool": "max",
+            "lr": 0.01,
+            "keep_ratio": 0.5,
+        },
     )
 
 
@@ -40,8 +46,12 @@ def build(params: dict, input_shape: tuple, num_classes: int) -> nn.Module:
     pool = nn.MaxPool2d if params["pool"] == "max" else nn.AvgPool2d
     k = params["kernel"]
     return nn.Sequential(
-        nn.Conv2d(channels, params["conv1"], k, padding=k // 2), nn.ReLU(), pool(2),
-        nn.Conv2d(params["conv1"], params["conv2"], k, padding=k // 2), nn.ReLU(), pool(2),
+        nn.Conv2d(channels, params["conv1"], k, padding=k // 2),
+        nn.ReLU(),
+        pool(2),
+        nn.Conv2d(params["conv1"], params["conv2"], k, padding=k // 2),
+        nn.ReLU(),
+        pool(2),
         nn.Flatten(),
         nn.Linear(params["conv2"] * (height // 4) * (width // 4), num_classes),
     )
@@ -56,8 +66,11 @@ def data(seed: int) -> list[TensorDataset]:
     y = torch.tensor(y)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     x, y = x[order], y[order]
-    return [TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:1500], y[1200:1500]),
-            TensorDataset(x[1500:], y[1500:])]
+    return [
+        TensorDataset(x[:1200], y[:1200]),
+        TensorDataset(x[1200:1500], y[1200:1500]),
+        TensorDataset(x[1500:], y[1500:]),
+    ]
 
 
 def problem() -> Problem:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sparsemod.config import TestConfig, load_config
+from sparsemod.config import TestConfig, TrainConfig, load_config
 from sparsemod.errors import ConfigError, SparsemodError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparsemod",
-        description="Multi-objective, hardware-aware architecture search for small devices.",
+        description="Multi-objective, hardware-aware architecture search for small devices. "
+        "Also: sparsemod export|lineage SEARCH, sparsemod db upgrade --database URL.",
     )
     p.add_argument("--config", default="config.ini", help="INI file (default: config.ini)")
     p.add_argument(
@@ -31,23 +32,62 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECTION.key=value",
         help="override one key, e.g. --set TRAIN.r1=3 (repeatable)",
     )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=-1,
+        type=int,
+        default=None,
+        metavar="SEARCH_ID",
+        help="go on with the search called [TRAIN] name (or with this id) from the store",
+    )
     return p
+
+
+def _tool_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparsemod", description="Work with stored searches.")
+    sub = p.add_subparsers(dest="tool", required=True)
+    for name, text in (
+        ("export", "write trials.csv, pareto.csv, summary.json and models/ again"),
+        ("lineage", "print the trials as a tree of morphisms"),
+    ):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("search", help="a search name or id")
+        q.add_argument("--root", default="results", help="results folder (default results)")
+        q.add_argument("--database", default=None, help="SQLAlchemy URL of the store")
+        if name == "export":
+            q.add_argument("--out", default=None, help="folder (default <root>/<name>)")
+            q.add_argument("--csv", action="store_true", help="(every file is written)")
+            q.add_argument("--pareto", action="store_true", help="(every file is written)")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("--database", required=True, help="SQLAlchemy URL of the store")
+    return p
+
+
+TOOLS = ("export", "lineage", "db")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (0 ok, 1 failed run, 2 bad configuration)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        return _guarded(lambda: _tools(_tool_parser().parse_args(argv)))
     args = _parser().parse_args(argv)
-    try:
-        run = load_config(args.config, args.overrides)
-        if run.train:
-            from sparsemod.problems import get_problem
-            from sparsemod.search import Search
 
-            cfg = run.train_config
-            search = Search(cfg, get_problem(cfg.problem))
-            search.run()
+    def run() -> None:
+        config = load_config(args.config, args.overrides)
+        if config.train:
+            _search(config.train_config, args.resume)
         else:
-            run_test(run.test_config)
+            run_test(config.test_config)
+
+    return _guarded(run)
+
+
+def _guarded(fn: Callable[[], object]) -> int:
+    try:
+        fn()
     except ConfigError as exc:
         print(f"sparsemod: {exc}", file=sys.stderr)
         return 2
@@ -55,6 +95,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sparsemod: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _search(cfg: TrainConfig, resume: int | None) -> None:
+    from sparsemod.problems import get_problem
+    from sparsemod.search import Search
+    from sparsemod.store import Store, default_url
+
+    problem = get_problem(cfg.problem)
+    cfg.eval_settings(cfg.epochs1)  # every value checked before the store file is created
+    store = Store(default_url(cfg.root))
+    search_id = None
+    if resume is not None:
+        found = store.get_search(resume) if resume >= 0 else store.find_search(cfg.name)
+        if found is None:
+            raise ConfigError(
+                f"--resume: no search named {cfg.name!r} in {store.url}; "
+                "run without --resume to start it"
+            )
+        if found.status == "done":
+            print(f"search {found.id} is already done; results are in {cfg.root}/{cfg.name}")
+            return
+        search_id = found.id
+    Search(cfg, problem, store=store, search_id=search_id).run()
+
+
+def _tools(args: argparse.Namespace) -> None:
+    from sparsemod.problems import get_problem
+    from sparsemod.search.record import export_search, lineage
+    from sparsemod.store import Store, default_url, upgrade_database
+
+    if args.tool == "db":
+        old, new = upgrade_database(args.database)
+        print(f"{args.database}: schema {old or 'empty'} -> {new}")
+        return
+    store = Store(args.database or default_url(args.root))
+    if args.search.isdigit():
+        search = store.get_search(int(args.search))
+    else:
+        search = store.find_search(args.search)
+        if search is None:
+            raise ConfigError(f"no search named {args.search!r} in {store.url}")
+    if args.tool == "lineage":
+        print(lineage(store, search.id))
+        return
+    out = Path(args.out) if args.out else Path(args.root) / search.name
+    export_search(store, search.id, out, get_problem(search.problem).space.names)
+    print(f"exported search {search.id} ({search.name}) to {out}")
 
 
 def run_test(cfg: TestConfig) -> dict:

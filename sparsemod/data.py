@@ -337,8 +337,13 @@ def load_digits_varlen(
             first, last = (int(rows[0]), int(rows[-1])) if len(rows) else (0, 7)
             seqs.append(img[first : last + 1].clone())
         splits.append(SequenceDataset(seqs, [int(v) for v in py]))
-    return Splits(*splits, input_shape=(8, 8), num_classes=10, collate_fn=pad_left_collate,
-                  name="digits_varlen")
+    return Splits(
+        *splits,
+        input_shape=(8, 8),
+        num_classes=10,
+        collate_fn=pad_left_collate,
+        name="digits_varlen",
+    )
 
 
 def _read_idx(folder: Path, name: str, magic: int) -> np.ndarray:

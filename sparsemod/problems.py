@@ -95,9 +95,14 @@ def digits_rnn_varlen() -> Problem:
     The example of a problem whose samples have different lengths: its data come with a
     ``collate_fn`` that pads each batch (``splitter = true`` in config.ini).
     """
-    return Problem("digits_rnn_varlen", rnn_space(), build_rnn,
-                   lambda seed: load_digits_varlen(seed), collate_fn=pad_left_collate,
-                   description="LSTM / GRU over variable-length digit rows (padded batches)")
+    return Problem(
+        "digits_rnn_varlen",
+        rnn_space(),
+        build_rnn,
+        lambda seed: load_digits_varlen(seed),
+        collate_fn=pad_left_collate,
+        description="LSTM / GRU over variable-length digit rows (padded batches)",
+    )
 
 
 BUILTIN: dict[str, Callable[[], Problem]] = {

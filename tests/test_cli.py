@@ -74,16 +74,20 @@ def test_search_then_test_mode(tmp_path, capsys):
     assert 0.0 <= written["test_error"] <= 1.0
     assert written["model_size_bytes"] > 0
     # an arm that is not a trial of the search
-    assert main(["--config", str(path), "--set", "DEFAULT.train=false",
-                 "--set", "TEST.arm=99"]) == 2
+    assert (
+        main(["--config", str(path), "--set", "DEFAULT.train=false", "--set", "TEST.arm=99"]) == 2
+    )
     assert "arm: 99 is not a trial" in capsys.readouterr().err
 
 
 def test_python_main_py_exits_2_on_a_bad_key(tmp_path):
     path = _ini(tmp_path, extra="flopz = 3")
     proc = subprocess.run(
-        [sys.executable, "main.py", "--config", str(path)], cwd=REPO, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "main.py", "--config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "flopz" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -124,11 +124,13 @@ def test_variable_length_sequences_train_through_the_collate_fn():
     problem = get_problem("digits_rnn_varlen")
     data = problem.load(0)
     assert data.collate_fn is not None
-    r = evaluate(problem, problem.space.reference,
-                 EvalSettings(epochs=2, quant_scheme="dynamic", device="cpu"), data)
+    r = evaluate(
+        problem,
+        problem.space.reference,
+        EvalSettings(epochs=2, quant_scheme="dynamic", device="cpu"),
+        data,
+    )
     assert r.ok, r.failure_reason
     assert r.accuracy_val >= 0.5
     reloaded = load_model(r.model, problem)
-    assert accuracy(reloaded, data.val, collate_fn=data.collate_fn) == pytest.approx(
-        r.accuracy_val
-    )
+    assert accuracy(reloaded, data.val, collate_fn=data.collate_fn) == pytest.approx(r.accuracy_val)

@@ -30,15 +30,15 @@ from sparsemod.evaluate import (
     TrialResult,
     WarmStart,
     evaluate,
-    load_model,
     predict_costs,
 )
 from sparsemod.morph import morphs
 from sparsemod.problems import Problem, get_problem
+from sparsemod.search import record
 from sparsemod.search.acquisition import select
 from sparsemod.search.ax_backend import AxBackend
 from sparsemod.search.encoding import Encoder, key
-from sparsemod.train import accuracy
+from sparsemod.store import Store, default_url
 
 PHASES = ("sobol", "gp", "morph")
 _COSTS = ("model_size_bytes", "working_memory_bytes", "latency_s")
@@ -56,6 +56,7 @@ class Trial:
     morph: str | None = None
     result: TrialResult | None = None
     ax_index: int | None = None
+    id: int | None = None  # the store's trial id
 
     @property
     def status(self) -> str:
@@ -113,9 +114,17 @@ class Search:
     """
 
     def __init__(
-        self, config: TrainConfig, problem: Problem | None = None, out: TextIO | None = None
+        self,
+        config: TrainConfig,
+        problem: Problem | None = None,
+        out: TextIO | None = None,
+        *,
+        store: Store | None = None,
+        search_id: int | None = None,
     ) -> None:
         self.config = config
+        self.store = store
+        self.search_id = search_id  # given: resume that search from the store
         self.problem = problem or get_problem(config.problem)
         self.out = out if out is not None else sys.stdout
         self.objectives = list(config.objective_names)
@@ -129,6 +138,8 @@ class Search:
         self.generation_seconds = 0.0
         self.hv_history: list[float] = []
         self.rounds: list[dict[str, Any]] = []
+        self.sobol_drawn = 0
+        self._with_model: set[int] = set()
 
     # ------------------------------------------------------------------ the loop
 
@@ -148,10 +159,32 @@ class Search:
             "gp": self._settings(cfg.epochs2),
             "morph": self._settings(cfg.epochs3),
         }
-        self.ref_point = self._reference_point()
+        if self.store is None:
+            self.store = Store(default_url(cfg.root))
+        resumed = self.search_id is not None
+        if resumed:
+            record = self.store.get_search(self.search_id)
+            self.ref_point = list(record.ref_point or self._reference_point())
+        else:
+            self.ref_point = self._reference_point()
+            self.search_id = self.store.create_search(
+                cfg.name, self.problem.name, _config_dict(cfg), self.objectives, self.ref_point
+            )
+        self.store.set_search_status(self.search_id, "running")
+        try:
+            outcome = self._run(start, resumed)
+        except BaseException as exc:
+            self.store.set_search_status(self.search_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.set_search_status(self.search_id, "done")
+        return outcome
+
+    def _run(self, start: float, resumed: bool) -> SearchOutcome:
+        cfg = self.config
         budget_sobol = cfg.r1 * cfg.batch_size
         ax_init = budget_sobol if cfg.generator == "ax" else budget_sobol + 10_000
         self.ax = AxBackend(self.problem.space, self.objectives, cfg.constraints, cfg.seed, ax_init)
+        rerun = self._restore() if resumed else []
         self._say(
             f"sparsemod: problem {self.problem.name}, objectives {', '.join(self.objectives)}, "
             f"rounds {cfg.r1}/{cfg.r2}/{cfg.r3} x {cfg.batch_size}, reference point "
@@ -162,9 +195,14 @@ class Search:
             ("gp", cfg.r2, self._gp_round),
             ("morph", cfg.r3 if cfg.morphisms else 0, self._morph_round),
         ]
+        for trial in rerun:
+            self._evaluate(trial, f"{trial.phase} resumed")
         for phase, rounds, propose in plans:
             phase_hv: list[float] = []
-            for r in range(rounds):
+            # A resumed search goes on after the rounds it has (a round's arms are stored
+            # together, so a round is either in the store whole or not at all).
+            first = math.ceil(sum(t.phase == phase for t in self.trials) / cfg.batch_size)
+            for r in range(first, rounds):
                 t0 = time.perf_counter()
                 arms = propose(cfg.batch_size)
                 t1 = time.perf_counter()
@@ -211,6 +249,8 @@ class Search:
             self.generation_seconds += time.perf_counter() - t0
             if not got:
                 break
+            self.sobol_drawn += len(got)
+            self.store.set_sobol_drawn(self.search_id, self.sobol_drawn)
             for ax_index, params in got:
                 tries += 1
                 trial = self._admit(params, phase)
@@ -230,10 +270,17 @@ class Search:
         t0 = time.perf_counter()
         if not hasattr(self, "_pool"):
             self._pool = self.encoder.sample(self.config.num_candidates, self.config.seed + 1)
+            self._pool_costed: list[dict[str, Any]] = []
+        # Costing a candidate takes ~20 ms (build, prune, trace); costing the whole pool at
+        # once stalled the first GP round for 40 s. Each round costs the next chunk, so the
+        # pool the acquisition sees grows round by round.
+        chunk = max(32, math.ceil(self.config.num_candidates / max(self.config.r2, 1)))
+        fresh, self._pool = self._pool[:chunk], self._pool[chunk:]
+        self._pool_costed += self._feasible(fresh, self.settings["gp"])
         neighbours = [
             m.params for t in self._pareto_trials() for m in morphs(self.problem.space, t.params)
         ]
-        candidates = self._feasible(self._pool + neighbours, self.settings["gp"])
+        candidates = self._feasible(self._pool_costed + neighbours, self.settings["gp"])
         chosen = self._choose(candidates, n)
         self.generation_seconds += time.perf_counter() - t0
         return [self._attach(params, "gp") for params in chosen]
@@ -352,6 +399,16 @@ class Search:
         morph: str | None = None,
     ) -> Trial:
         trial = Trial(len(self.trials), phase, dict(params), costs, parent, morph)
+        trial.id = self.store.add_trial(
+            self.search_id,
+            trial.index,
+            phase,
+            trial.params,
+            parent_index=parent,
+            morph=morph,
+            seed=self.config.seed,
+            predicted=costs,
+        )
         self.trials.append(trial)
         self._seen.add(key(params))
         return trial
@@ -374,12 +431,75 @@ class Search:
             result = evaluate(self.problem, trial.params, settings, self.data, warm)
             result = self._check_measured(result)
         trial.result = result
+        self._persist(trial)
         if result.status == COMPLETED:
             self.ax.complete(trial.ax_index, {o: trial.value(o) for o in self.objectives})
         else:
             self.ax.fail(trial.ax_index)
-        self._forget_dominated_models()
+        self.store.heartbeat(self.search_id)
         self._progress(trial, label)
+
+    def _persist(self, trial: Trial) -> None:
+        """Complete the trial in the store: one transaction, model swap included."""
+        result = trial.result
+        front = {t.index for t in self._pareto_trials()}
+        model = None
+        if trial.index in front and result.model is not None:
+            model = record.model_payload(result.model, self.problem.name)
+        leaving = self._with_model - front
+        self.store.complete_trial(
+            trial.id,
+            result.status,
+            record.metrics_of(result),
+            failure_reason=result.failure_reason,
+            history=list(result.history),
+            model=model,
+            drop_models=[self.trials[i].id for i in sorted(leaving)],
+        )
+        self._with_model = (self._with_model - leaving) | ({trial.index} if model else set())
+        # The store holds the model now; keeping every one in memory would fill it.
+        trial.result = replace(result, model=None)
+
+    def _restore(self) -> list[Trial]:
+        """Rebuild the trials and the Ax experiment from the store; returns those to re-run.
+
+        Trials that were running when the process died are run again. Ax's Sobol sequence
+        is fast-forwarded past the arms drawn before, so it goes on where it was.
+        """
+        rec = self.store.get_search(self.search_id)
+        with_model = set(self.store.model_trial_ids(self.search_id))
+        rerun = []
+        for tr in self.store.list_trials(self.search_id):
+            trial = Trial(
+                tr.index,
+                tr.phase,
+                dict(tr.params),
+                dict(tr.predicted),
+                tr.parent_index,
+                tr.morph,
+                id=tr.id,
+            )
+            self.trials.append(trial)
+            self._seen.add(key(trial.params))
+            trial.ax_index = self.ax.attach(trial.params)
+            if tr.status == "running":
+                rerun.append(trial)
+                continue
+            trial.result = record.result_of(tr)
+            if tr.status == COMPLETED:
+                self.ax.complete(trial.ax_index, {o: trial.value(o) for o in self.objectives})
+            else:
+                self.ax.fail(trial.ax_index)
+            if tr.id in with_model:
+                self._with_model.add(tr.index)
+        for ax_index, _ in self.ax.generate(rec.sobol_drawn):
+            self.ax.abandon(ax_index)
+        self.sobol_drawn = rec.sobol_drawn
+        self._say(
+            f"resuming search {self.search_id}: {len(self.trials) - len(rerun)} trials done, "
+            f"{len(rerun)} to run again"
+        )
+        return rerun
 
     def _check_measured(self, result: TrialResult) -> TrialResult:
         """A trained network whose measured costs break a hard limit cannot ship.
@@ -400,13 +520,6 @@ class Search:
         return replace(
             result, status=FAILED, model=None, failure_reason="constraint: " + "; ".join(over)
         )
-
-    def _forget_dominated_models(self) -> None:
-        # Only Pareto members keep their deployed model; the rest would fill memory.
-        keep = {t.index for t in self._pareto_trials()}
-        for t in self._completed():
-            if t.index not in keep and t.result.model is not None:
-                t.result = replace(t.result, model=None)
 
     # ------------------------------------------------------------------ fronts
 
@@ -487,40 +600,19 @@ class Search:
         cfg = self.config
         directory = Path(cfg.root) / cfg.name
         pareto = self._pareto_trials()
-        test_error: dict[int, float] = {}
-        for t in pareto:
-            if t.result.model is not None:
-                model = load_model(t.result.model, self.problem)
-                test_error[t.index] = 1.0 - accuracy(
-                    model, self.data.test, collate_fn=self.data.collate_fn
-                )
-        frame = report.trials_frame(
-            [t.row() for t in self.trials], self.problem.space.names, self.objectives
-        )
+        record.score_test(self.store, self.problem, [t.id for t in pareto], self.data)
         hv = self.hypervolume()
-        summary = {
-            "name": cfg.name,
-            "problem": self.problem.name,
-            "config": _config_dict(cfg),
-            "objectives": self.objectives,
-            "reference_point": self.ref_point,
-            "hypervolume": hv,
-            "hypervolume_history": self.hv_history,
-            "trials": len(self.trials),
-            "completed": len(self._completed()),
-            "rejected_before_training": self.rejected,
-            "generation_seconds": self.generation_seconds,
-            "rounds": self.rounds,
-            "morphs": {t.index: t.morph for t in self.trials if t.morph},
-        }
-        report.write_results(
+        record.export_search(
+            self.store,
+            self.search_id,
             directory,
-            frame,
-            pareto_test_error=test_error,
-            summary=summary,
-            models={t.index: t.result.model for t in pareto if t.result.model is not None},
-            problem_name=self.problem.name,
-            objectives=self.objectives,
+            self.problem.space.names,
+            extra_summary={
+                "hypervolume_history": self.hv_history,
+                "rejected_before_training": self.rejected,
+                "generation_seconds": self.generation_seconds,
+                "rounds": self.rounds,
+            },
             wall_seconds=wall,
         )
         self._say(

@@ -18,8 +18,7 @@ def _data():
 
 def test_equal_costs_pick_the_lowest_predicted_error():
     train_x, train_err, train_c = _data()
-    cand_x = torch.tensor([[0.9, 0.5, 0.5], [0.02, 0.5, 0.5], [0.6, 0.5, 0.5]],
-                          dtype=torch.float64)
+    cand_x = torch.tensor([[0.9, 0.5, 0.5], [0.02, 0.5, 0.5], [0.6, 0.5, 0.5]], dtype=torch.float64)
     cand_c = torch.full((3, 1), 0.5, dtype=torch.float64)
     assert select(train_x, train_err, train_c, cand_x, cand_c, [1.0], q=1, seed=0) == [1]
 
@@ -41,13 +40,22 @@ def test_a_batch_is_distinct_and_deterministic():
     assert len(set(a)) == 3
     assert a == select(train_x, train_err, train_c, cand_x, cand_c, [1.0], q=3, seed=0)
     # more arms asked than candidates: all of them, once
-    assert sorted(select(train_x, train_err, train_c, cand_x[:2], cand_c[:2], [1.0], q=5,
-                         seed=0)) == [0, 1]
+    assert sorted(
+        select(train_x, train_err, train_c, cand_x[:2], cand_c[:2], [1.0], q=5, seed=0)
+    ) == [0, 1]
 
 
 def test_error_only_search_uses_single_objective_improvement():
     train_x, train_err, _ = _data()
     cand_x = torch.tensor([[0.8, 0.1, 0.1], [0.05, 0.9, 0.9]], dtype=torch.float64)
     none = torch.zeros((12, 0), dtype=torch.float64)
-    assert select(train_x, train_err, none, cand_x, torch.zeros((2, 0), dtype=torch.float64),
-                  [1.0], q=1, seed=0) == [1]
+    assert select(
+        train_x,
+        train_err,
+        none,
+        cand_x,
+        torch.zeros((2, 0), dtype=torch.float64),
+        [1.0],
+        q=1,
+        seed=0,
+    ) == [1]

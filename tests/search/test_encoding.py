@@ -24,8 +24,9 @@ def test_encoding_by_hand():
     enc = Encoder(SPACE)
     # width, lr, dropout, kernel: one column each; act: three one-hot columns; fixed: none
     assert enc.dim == 4 + 3
-    row = enc.encode(dict(width=16, lr=1e-3 * 10**0.5, dropout=0.25, kernel=7, act="tanh",
-                          classes=10))
+    row = enc.encode(
+        dict(width=16, lr=1e-3 * 10**0.5, dropout=0.25, kernel=7, act="tanh", classes=10)
+    )
     # log2(16/4)/log2(64/4) = 2/4; log10(lr/1e-4)/3 = 1.5/3; 0.25/0.5; rank 2 of 0..2
     assert np.allclose(row, [0.5, 0.5, 0.5, 1.0, 0.0, 1.0, 0.0])
 

@@ -16,8 +16,18 @@ from sparsemod.search import Search
 from sparsemod.train import accuracy
 
 TINY = dict(
-    r1=2, r2=2, r3=1, epochs1=1, epochs2=1, epochs3=1, batch_size=2, objectives=3,
-    num_candidates=64, device="cpu", max_model_size=16384, max_working_memory=2048,
+    r1=2,
+    r2=2,
+    r3=1,
+    epochs1=1,
+    epochs2=1,
+    epochs3=1,
+    batch_size=2,
+    objectives=3,
+    num_candidates=64,
+    device="cpu",
+    max_model_size=16384,
+    max_working_memory=2048,
     prune_method="magnitude_layerwise",
 )
 
@@ -41,9 +51,22 @@ def test_tiny_search_writes_every_file(tiny):
     # 2 Sobol rounds + 2 GP rounds + 1 morph round, 2 arms each
     assert len(trials) == 10
     assert list(trials["phase"]) == ["sobol"] * 4 + ["gp"] * 4 + ["morph"] * 2
-    for column in ("index", "phase", "parent", "status", "failure_reason", "b1_filters", "lr",
-                   "error", "model_size_bytes", "working_memory_bytes", "flops", "latency_s",
-                   "train_seconds", "is_pareto"):
+    for column in (
+        "index",
+        "phase",
+        "parent",
+        "status",
+        "failure_reason",
+        "b1_filters",
+        "lr",
+        "error",
+        "model_size_bytes",
+        "working_memory_bytes",
+        "flops",
+        "latency_s",
+        "train_seconds",
+        "is_pareto",
+    ):
         assert column in trials.columns, column
     summary = json.loads((d / "summary.json").read_text())
     assert summary["objectives"] == ["error", "model_size_bytes", "working_memory_bytes"]
