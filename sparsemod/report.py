@@ -499,15 +499,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable CSV ({exc})") from exc
 
 
-def load_results(path: str | os.PathLike) -> Results:
-    """Read the result files that :func:`write_results` wrote.
+def load_results(path: str | os.PathLike, name: str | None = None) -> Results:
+    """Read a search: its exported files, or the store itself.
 
     Args:
-        path: the search folder ``<root>/<name>``, or its ``summary.json``.
+        path: the search folder ``<root>/<name>`` or its ``summary.json``; or a store: a
+            ``.db`` file or a SQLAlchemy URL, with ``name`` the search (the newest search
+            when omitted), which is exported to ``<db folder>/<name>`` first.
+        name: the search to read from a store.
 
     Raises:
-        DataError: the folder or one of its files is missing or unreadable.
+        DataError: the folder or one of its files is missing or unreadable, or the store
+            has no such search.
     """
+    text = str(path)
+    if "://" in text or text.endswith(".db"):
+        return _load_from_store(text, name)
     given = Path(path)
     folder = given.parent if given.name == "summary.json" else given
     if not folder.is_dir():
@@ -524,3 +531,32 @@ def load_results(path: str | os.PathLike) -> Results:
     trials = _read_csv(folder / "trials.csv")
     pareto = _read_csv(folder / "pareto.csv")
     return Results(folder, trials, pareto, summary)
+
+
+def _load_from_store(location: str, name: str | None) -> Results:
+    from sparsemod.problems import get_problem
+    from sparsemod.search.record import export_search
+    from sparsemod.store import Store
+
+    if "://" not in location:
+        if not Path(location).is_file():
+            raise DataError(f"{location}: no such store file")
+        location = f"sqlite:///{Path(location).resolve()}"
+    store = Store(location)
+    try:
+        if name is not None:
+            search = store.find_search(name)
+        else:
+            newest = store.list_searches(limit=1)
+            search = newest[0] if newest else None
+        if search is None:
+            raise DataError(f"{location}: no search {'named ' + repr(name) if name else ''}")
+        folder = (
+            Path(location.removeprefix("sqlite:///")).parent / search.name
+            if location.startswith("sqlite:///")
+            else Path(search.config.get("root", ".")) / search.name
+        )
+        export_search(store, search.id, folder, get_problem(search.problem).space.names)
+    finally:
+        store.close()
+    return load_results(folder)

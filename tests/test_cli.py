@@ -91,3 +91,27 @@ def test_python_main_py_exits_2_on_a_bad_key(tmp_path):
     )
     assert proc.returncode == 2
     assert "flopz" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_export_lineage_and_load_results_from_the_store(tmp_path, capsys):
+    import sparsemod
+
+    path = _ini(tmp_path)
+    assert main(["--config", str(path), "--set", "TRAIN.r3=1", "--set", "TRAIN.r2=1"]) == 0
+    root = str(tmp_path / "out")
+    capsys.readouterr()
+    assert main(["lineage", "cli", "--root", root]) == 0
+    tree = capsys.readouterr().out
+    assert "trial 0 (sobol)" in tree and "(morph)" in tree
+    # a morph child is printed under its parent, indented
+    assert any(line.startswith("    trial") and "(morph)" in line for line in tree.splitlines())
+    out = tmp_path / "again"
+    assert main(["export", "cli", "--root", root, "--out", str(out)]) == 0
+    assert (out / "trials.csv").is_file() and (out / "pareto.csv").is_file()
+    from_files = sparsemod.load_results(tmp_path / "out" / "cli")
+    from_store = sparsemod.load_results(tmp_path / "out" / "sparsemod.db", name="cli")
+    assert list(from_store.trials["index"]) == list(from_files.trials["index"])
+    assert list(from_store.pareto["index"]) == list(from_files.pareto["index"])
+    assert main(["lineage", "nope", "--root", root]) == 2
+    assert "no search named 'nope'" in capsys.readouterr().err
