@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from sparsemod.search.loop import Search, SearchOutcome, Trial, run_search
+from sparsemod.search.loop import Cancelled, Search, SearchOutcome, Trial, run_search
 
-__all__ = ["Search", "SearchOutcome", "Trial", "run_search"]
+__all__ = ["Cancelled", "Search", "SearchOutcome", "Trial", "run_search"]

@@ -44,6 +44,10 @@ PHASES = ("sobol", "gp", "morph")
 _COSTS = ("model_size_bytes", "working_memory_bytes", "latency_s")
 
 
+class Cancelled(SparsemodError):
+    """The search was asked to stop (its status set to ``cancelling``); it stops between trials."""
+
+
 @dataclass
 class Trial:
     """One arm of the search and, once evaluated, its result."""
@@ -163,8 +167,11 @@ class Search:
             self.store = Store(default_url(cfg.root))
         resumed = self.search_id is not None
         if resumed:
-            record = self.store.get_search(self.search_id)
-            self.ref_point = list(record.ref_point or self._reference_point())
+            found = self.store.get_search(self.search_id)
+            if found.ref_point is None:  # queued through the service: nothing ran yet
+                self.store.set_reference_point(self.search_id, self._reference_point())
+                found = self.store.get_search(self.search_id)
+            self.ref_point = list(found.ref_point)
         else:
             self.ref_point = self._reference_point()
             self.search_id = self.store.create_search(
@@ -173,6 +180,9 @@ class Search:
         self.store.set_search_status(self.search_id, "running")
         try:
             outcome = self._run(start, resumed)
+        except Cancelled:
+            self.store.set_search_status(self.search_id, "cancelled")
+            raise
         except BaseException as exc:
             self.store.set_search_status(self.search_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
@@ -437,6 +447,9 @@ class Search:
         else:
             self.ax.fail(trial.ax_index)
         self.store.heartbeat(self.search_id)
+        if self.store.get_search(self.search_id).status == "cancelling":
+            self._say(f"search {self.search_id} cancelled after trial {trial.index}")
+            raise Cancelled(f"search {self.search_id} was cancelled")
         self._progress(trial, label)
 
     def _persist(self, trial: Trial) -> None:
@@ -649,7 +662,4 @@ def run_search(
     config: TrainConfig, problem: Problem | None = None, out: TextIO | None = None
 ) -> SearchOutcome:
     """Run a search to the end (see :class:`Search`)."""
-    try:
-        return Search(config, problem, out).run()
-    except SparsemodError:
-        raise
+    return Search(config, problem, out).run()

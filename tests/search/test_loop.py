@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -147,3 +148,38 @@ def test_stopper_ends_a_phase_when_the_hypervolume_stalls():
     off = Search(TrainConfig(tolerance=0.0, patience=1), get_problem("digits_cnn"))
     assert not off._stop([0.5, 0.5, 0.5])
     assert np.isfinite(search.hypervolume())
+
+
+@pytest.mark.slow
+def test_a_cancelled_search_stops_between_trials(tmp_path):
+    import threading
+
+    from sparsemod.search import Cancelled
+    from sparsemod.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = TrainConfig(name="stop", root=str(tmp_path), **TINY)
+    search = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(), store=store)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            search.run()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = store.find_search("stop")
+        if found is not None and store.count_trials(found.id, "completed") >= 1:
+            store.set_search_status(found.id, "cancelling")
+            break
+        time.sleep(0.05)
+    thread.join(timeout=120)
+    assert raised and isinstance(raised[0], Cancelled)
+    found = store.find_search("stop")
+    assert found.status == "cancelled"
+    assert 1 <= store.count_trials(found.id, "completed") < 10
+    assert store.count_trials(found.id, "running") <= 1
