@@ -39,7 +39,14 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   patience          rounds the tolerance is measured over, >= 1 (default 2)
   ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
   generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)
-  num_candidates    size of the GP phase's candidate pool, >= 8 (default 512)
+  num_candidates    size of the GP phase's candidate pool, >= 8 (default 256)
+  executor          sequential, processes (a local pool) or ray (default sequential)
+  workers           trials evaluated at once by processes / ray, >= 1 (default 1)
+  threads           torch threads a trial trains with, >= 1; the same in every executor,
+                    so a seed gives the same network wherever it ran (default 1)
+  ray_address       auto (a running cluster), local (start one) or host:port (default local)
+  num_cpus          CPUs a trial asks Ray for, >= 0 (default 1)
+  num_gpus          GPUs a trial asks Ray for, fractions share one (default 0)
 
 [TEST]
   name, root        the finished search to read (defaults as in [TRAIN])
@@ -70,6 +77,7 @@ if TYPE_CHECKING:
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
+EXECUTORS = ("sequential", "processes", "ray")
 SECTIONS = ("DEFAULT", "TRAIN", "TEST")
 
 _NUMBER = r"\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*"
@@ -339,6 +347,14 @@ _SPECS: dict[str, _Spec] = {
     "ref_point": _Spec(_parse_ref_point, _check_ref_point),
     "generator": _choice(GENERATORS),
     "num_candidates": _integer(8),
+    "executor": _choice(EXECUTORS),
+    "workers": _integer(1),
+    "threads": _integer(1),
+    "ray_address": _pattern(
+        r"auto|local|[\w.-]+:\d+", "is not a Ray address (allowed: auto, local, host:port)"
+    ),
+    "num_cpus": _real(0.0, None, "a number >= 0"),
+    "num_gpus": _real(0.0, None, "a number >= 0"),
     "arm": _Spec(
         _parse_arm,
         lambda v: (
@@ -417,7 +433,13 @@ class TrainConfig:
     patience: int = 2
     ref_point: tuple[float, ...] | None = None
     generator: str = "pool"
-    num_candidates: int = 512
+    num_candidates: int = 256
+    executor: str = "sequential"
+    workers: int = 1
+    threads: int = 1
+    ray_address: str = "local"
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
 
     def __post_init__(self) -> None:
         _validate(self, "TRAIN")

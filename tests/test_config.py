@@ -150,7 +150,7 @@ def test_empty_sections_give_the_defaults(tmp_path):
     assert (t.r1, t.r2, t.r3, t.epochs1, t.epochs2, t.epochs3) == (2, 4, 2, 3, 4, 4)
     assert (t.batch_size, t.objectives, t.flops, t.quant_scheme) == (2, 3, 1e8, "post")
     assert (t.keep_ratio, t.train_batch_size, t.tolerance, t.patience) == (0.5, 64, 0.0, 2)
-    assert (t.generator, t.num_candidates, t.ref_point) == ("pool", 512, None)
+    assert (t.generator, t.num_candidates, t.ref_point) == ("pool", 256, None)
     assert t.objective_names == ["error", "model_size_bytes", "working_memory_bytes"]
     assert t.constraints == {}
     test = load_config(write(tmp_path, "[DEFAULT]\ntrain = off\n[TEST]\n")).test_config

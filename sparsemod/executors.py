@@ -1,0 +1,249 @@
+"""Where evaluations run: in this process, in a pool of local processes, or on Ray.
+
+An executor is shaped like Ax's runner protocol: ``submit`` (run), ``poll`` (results as
+they finish), ``stop``. The search loop hands it the arms of a round and takes the results
+in whatever order they finish; it never knows which executor it has. A failure inside a
+worker (an exception, a killed process, a lost Ray node) comes back as a failed trial with
+its reason, never as a hung search.
+
+Tasks name their problem the way config.ini does (``problem = digits_cnn`` or
+``package.module:function``), so a worker process rebuilds the problem with
+:func:`sparsemod.problems.get_problem` and loads its data once, itself.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures as cf
+import contextlib
+import multiprocessing as mp
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sparsemod.errors import ConfigError
+from sparsemod.evaluate import FAILED, EvalSettings, TrialResult, WarmStart, evaluate
+from sparsemod.problems import Problem, get_problem
+
+EXECUTORS = ("sequential", "processes", "ray")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation: which trial, which problem, which point, how."""
+
+    key: int
+    problem: str
+    params: Mapping[str, Any]
+    settings: EvalSettings
+    warm_start: WarmStart | None = None
+    threads: int = 1  # torch threads for this trial, whichever executor runs it
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads, then restore the caller's setting.
+
+    A trial always trains with its task's thread count: the sums inside conv and matmul
+    split differently with another count, and the same seed must give the same network
+    whichever executor ran it.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Executor(abc.ABC):
+    """Runs tasks; results come back as they finish."""
+
+    workers: int = 1
+
+    @abc.abstractmethod
+    def submit(self, task: Task) -> None:
+        """Start a task (it may wait for a free worker)."""
+
+    @abc.abstractmethod
+    def poll(self) -> list[tuple[int, TrialResult]]:
+        """Block until at least one submitted task finished; its (key, result) pairs.
+
+        Returns:
+            The finished tasks, empty only when none is pending.
+        """
+
+    def stop(self) -> None:  # noqa: B027 - nothing to release by default
+        """Cancel what has not started and release the workers."""
+
+
+def _failed(task: Task, reason: str) -> TrialResult:
+    return TrialResult(FAILED, dict(task.params), task.settings.seed, failure_reason=reason)
+
+
+# ----------------------------------------------------------------------------- sequential
+
+
+class SequentialExecutor(Executor):
+    """Runs each task in this process when polled (today's behaviour)."""
+
+    def __init__(self, problem: Problem, data: Any = None) -> None:
+        self.problem = problem
+        self._data: dict[int, Any] = {}
+        self._given = data  # the caller's loaded splits, used for every seed
+        self._pending: list[Task] = []
+
+    def submit(self, task: Task) -> None:
+        self._pending.append(task)
+
+    def poll(self) -> list[tuple[int, TrialResult]]:
+        if not self._pending:
+            return []
+        task = self._pending.pop(0)
+        seed = task.settings.seed
+        if self._given is None and seed not in self._data:
+            self._data[seed] = self.problem.load(seed)
+        data = self._given if self._given is not None else self._data[seed]
+        with torch_threads(task.threads):
+            result = evaluate(self.problem, task.params, task.settings, data, task.warm_start)
+        return [(task.key, result)]
+
+
+# ----------------------------------------------------------------------------- processes
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(devices: Any) -> None:
+    # Each worker takes the next device in turn (one GPU each when there are enough).
+    if devices is not None:
+        with devices.get_lock():
+            _WORKER["device_index"] = devices.value
+            devices.value += 1
+
+
+def _run_in_worker(task: Task) -> TrialResult:
+    cache = _WORKER.setdefault("problems", {})
+    if task.problem not in cache:
+        cache[task.problem] = get_problem(task.problem)
+    problem = cache[task.problem]
+    data = _WORKER.setdefault("data", {})
+    key = (task.problem, task.settings.seed)
+    if key not in data:
+        data[key] = problem.load(task.settings.seed)
+    settings = task.settings
+    if settings.device == "auto" and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        settings = _with_device(settings, f"cuda:{_WORKER.get('device_index', 0) % n}")
+    with torch_threads(task.threads):
+        return evaluate(problem, task.params, settings, data[key], task.warm_start)
+
+
+def _with_device(settings: EvalSettings, device: str) -> EvalSettings:
+    from dataclasses import replace
+
+    return replace(settings, device=device)
+
+
+class ProcessExecutor(Executor):
+    """A pool of local worker processes (each trial runs with its task's torch threads).
+
+    A worker that dies (killed, out of memory) fails the tasks it held; the pool is
+    started again for the rest.
+    """
+
+    def __init__(self, problem: Problem, ref: str, workers: int) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers: {workers!r} must be >= 1")
+        check_named(problem, ref)
+        self.workers = workers
+        self._pool = self._new_pool()
+        self._futures: dict[cf.Future, Task] = {}
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        ctx = mp.get_context("spawn")  # fork would copy torch's threads and CUDA state
+        devices = ctx.Value("i", 0)
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(devices,),
+        )
+
+    def submit(self, task: Task) -> None:
+        self._futures[self._pool.submit(_run_in_worker, task)] = task
+
+    def poll(self) -> list[tuple[int, TrialResult]]:
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
+        out = []
+        broken = False
+        for fut in done:
+            task = self._futures.pop(fut)
+            try:
+                out.append((task.key, fut.result()))
+            except cf.process.BrokenProcessPool as exc:
+                broken = True
+                out.append((task.key, _failed(task, f"worker process died: {exc}")))
+            except Exception as exc:  # an error inside evaluate: the trial fails, with why
+                reason = "".join(traceback.format_exception_only(exc)).strip()
+                out.append((task.key, _failed(task, f"error in worker: {reason}")))
+        if broken:
+            # Every task the dead pool held fails with it; later tasks get a fresh pool.
+            for fut, task in list(self._futures.items()):
+                self._futures.pop(fut)
+                out.append((task.key, _failed(task, "worker process died: the pool broke")))
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+        return out
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_named(problem: Problem, ref: str) -> None:
+    """A worker process finds the problem by ``ref``; refuse one it would not find."""
+    try:
+        found = get_problem(ref)
+    except ConfigError as exc:
+        raise ConfigError(f"executor: a worker cannot load problem {ref!r}: {exc}") from exc
+    if found.name != problem.name:
+        raise ConfigError(
+            f"executor: problem {ref!r} names {found.name!r}, not the search's "
+            f"{problem.name!r}; a worker process would run another problem"
+        )
+
+
+# ----------------------------------------------------------------------------- factory
+
+
+def make_executor(
+    kind: str, problem: Problem, ref: str, workers: int = 1, data: Any = None, **options: Any
+) -> Executor:
+    """The executor called ``kind``: sequential, processes or ray.
+
+    Args:
+        kind: ``sequential``, ``processes`` or ``ray``.
+        problem: the search's problem.
+        ref: how config.ini names it; worker processes look it up by this.
+        workers: processes (or concurrent Ray tasks).
+        data: splits already loaded, for the sequential executor.
+        **options: Ray's ``address``, ``num_cpus`` and ``num_gpus`` per trial.
+
+    Raises:
+        ConfigError: an unknown kind, a problem a worker cannot find, or Ray asked for but
+            not installed.
+    """
+    if kind == "sequential":
+        return SequentialExecutor(problem, data)
+    if kind == "processes":
+        return ProcessExecutor(problem, ref, workers)
+    if kind == "ray":
+        from sparsemod.ray_executor import RayExecutor
+
+        return RayExecutor(problem, ref, workers, **options)
+    raise ConfigError(f"executor: {kind!r} is not one of {', '.join(EXECUTORS)}")
