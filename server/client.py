@@ -1,0 +1,60 @@
+"""Loading a model downloaded from ``GET /api/v1/trials/{id}/model``.
+
+The response's ``X-Sparsemod-Format`` header says how its bytes are encoded:
+
+* ``exported``: ``torch.export.save`` of the int8 PT2E network. Load it with
+  ``torch.export.load(io.BytesIO(data)).module()``; nothing of sparsemod is needed.
+* ``state_dict``: the builder's weights; rebuilding the network needs the trial's
+  parameters and problem (``GET /api/v1/trials/{id}`` gives them as ``model.meta``).
+
+:func:`load_model_bytes` does either, and returns the network in eval mode on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from sparsemod.errors import ConfigError
+
+
+def load_model_bytes(
+    data: bytes, format: str, meta: Mapping[str, Any] | None = None
+) -> torch.nn.Module:
+    """The network a downloaded model holds.
+
+    Args:
+        data: the response's bytes.
+        format: its ``X-Sparsemod-Format`` header.
+        meta: ``model.meta`` of ``GET /api/v1/trials/{id}``, needed for ``state_dict``.
+
+    Returns:
+        The network, in eval mode, on the CPU.
+
+    Raises:
+        ConfigError: an unknown format, or ``state_dict`` without ``meta``.
+    """
+    from sparsemod.evaluate import ModelArtifact, load_model
+
+    if format == "exported":
+        from sparsemod.compress.quantize import load_exported
+
+        # torch.export.load(io.BytesIO(data)).module(), allowed to switch to eval mode
+        return load_exported(data)
+    if format != "state_dict":
+        raise ConfigError(f"model format {format!r} is not 'exported' or 'state_dict'")
+    if meta is None:
+        raise ConfigError("a state_dict model needs its meta (GET /api/v1/trials/{id})")
+    from sparsemod.problems import get_problem
+
+    artifact = ModelArtifact(
+        format,
+        bytes(data),
+        dict(meta["params"]),
+        tuple(meta["input_shape"]),
+        int(meta["num_classes"]),
+        str(meta["quant_scheme"]),
+    )
+    return load_model(artifact, get_problem(str(meta["problem"])))

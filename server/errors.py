@@ -1,0 +1,134 @@
+"""sparsemod's errors as HTTP answers: every bad input gets a 4xx naming the field.
+
+``ConfigError`` → 422, ``DataError`` (no such row) → 404, ``StoreError`` (the database
+cannot be used) → 503, any other ``SparsemodError`` → 400. Request validation errors are
+422 too, in the same ``{"detail", "field"}`` shape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sparsemod.config import TrainConfig
+from sparsemod.errors import ConfigError, DataError, SparsemodError
+from sparsemod.store import StoreError
+
+_TRAIN_KEY = re.compile(r"^\[TRAIN\] (?:unknown key '([^']+)'|(\w+):)")
+_KEY = re.compile(r"^(\w+):")  # the evaluator's own checks: "prune_method: 'x' is not ..."
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+class ApiError(Exception):
+    """An answer other than success, raised by a route.
+
+    Args:
+        status_code: the HTTP status.
+        detail: one line saying what is wrong.
+        field: the request field at fault.
+        headers: extra response headers.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+
+
+def error_response(
+    status_code: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "field": field}, status_code, headers=headers)
+
+
+def config_field(message: str) -> str | None:
+    """The request field a ConfigError of ``load_config`` is about (``config.r1``)."""
+    match = _TRAIN_KEY.match(message)
+    if match:
+        return f"config.{match.group(1) or match.group(2)}"
+    match = _KEY.match(message)
+    if match and match.group(1) == "problem":
+        return "problem"
+    if match and match.group(1) in _TRAIN_FIELDS:
+        return f"config.{match.group(1)}"
+    return None
+
+
+# Pydantic names the member of a union an error comes from ("int", "list[...]"); a client
+# only needs the field.
+_TYPE_TAG = re.compile(r"^(bool|int|float|str|none|[a-z-]+\[.*\]|function-\w+.*)$")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    # ("body", "config", "r1", "int") -> "config.r1"; ("query", "limit") -> "limit".
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    kept = []
+    for part in parts:
+        if isinstance(part, str) and _TYPE_TAG.match(part):
+            break
+        kept.append(str(part))
+    return ".".join(kept) or "body"
+
+
+def _validation_detail(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """One line naming each field at fault, and the first field."""
+    by_field: dict[str, list[str]] = {}
+    for e in errors:
+        msgs = by_field.setdefault(_loc(tuple(e.get("loc", ()))), [])
+        if e.get("msg") not in msgs:
+            msgs.append(str(e.get("msg")))
+    lines = []
+    for field, msgs in by_field.items():
+        if len(msgs) > 1:  # the members of a union, each refusing the value
+            kinds = [m.removeprefix("Input should be ") for m in msgs]
+            msgs = ["Input should be " + ", ".join(kinds[:-1]) + " or " + kinds[-1]]
+        lines.append(f"{field}: {msgs[0]}")
+    return "; ".join(lines) or "invalid request", next(iter(by_field), "body")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own (a body that is not text: 400; no such route: 404), same shape.
+        return error_response(exc.status_code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status_code, exc.detail, exc.field, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, field = _validation_detail(list(exc.errors()))
+        return error_response(422, detail, field)
+
+    @app.exception_handler(ConfigError)
+    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
+        return error_response(422, str(exc), config_field(str(exc)))
+
+    @app.exception_handler(DataError)
+    async def _missing(_: Request, exc: DataError) -> JSONResponse:
+        return error_response(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+    @app.exception_handler(SparsemodError)
+    async def _other(_: Request, exc: SparsemodError) -> JSONResponse:
+        return error_response(status.HTTP_400_BAD_REQUEST, f"{type(exc).__name__}: {exc}")

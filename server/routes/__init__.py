@@ -1,0 +1,29 @@
+"""The API's routers: everything under ``/api/v1``; all but health need the token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from server.deps import require_token
+from server.routes import health, problems, searches, trials
+from server.schemas import error
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+api_router.include_router(health.router)
+api_router.include_router(
+    searches.router,
+    dependencies=[Depends(require_token)],
+    responses={401: error("missing or wrong bearer token")},
+)
+api_router.include_router(
+    trials.router,
+    dependencies=[Depends(require_token)],
+    responses={401: error("missing or wrong bearer token")},
+)
+api_router.include_router(
+    problems.router,
+    dependencies=[Depends(require_token)],
+    responses={401: error("missing or wrong bearer token")},
+)

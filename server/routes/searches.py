@@ -1,0 +1,204 @@
+"""Searches: submit, list, get, cancel; their trials, Pareto set and CSV exports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from server import progress as progress_mod
+from server import submission, tables
+from server.deps import SettingsDep, StoreDep
+from server.errors import ApiError
+from server.schemas import (
+    MAX_ID,
+    MAX_OFFSET,
+    MAX_PAGE,
+    ParetoOut,
+    SearchCreate,
+    SearchCreated,
+    SearchDetail,
+    SearchesPage,
+    SearchOut,
+    SearchStatus,
+    TrialOut,
+    TrialsPage,
+    TrialStatus,
+    error,
+    public_config,
+    search_fields,
+)
+from sparsemod.store import SearchRecord, Store
+
+router = APIRouter(prefix="/searches", tags=["searches"])
+
+SearchId = Annotated[int, Path(ge=1, le=MAX_ID, description="the search's id")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+
+_NOT_FOUND = {404: error("no search with this id")}
+_INVALID = {422: error("a parameter is not valid")}
+_FINISHED = ("done", "failed", "cancelled")
+
+
+class CSVResponse(Response):
+    media_type = "text/csv"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SearchCreated,
+    responses={
+        400: error("the body is not UTF-8 JSON text"),
+        413: error("the body is over the server's size limit"),
+        422: error("a field is not valid or over a budget"),
+    },
+)
+def submit_search(
+    body: SearchCreate, store: StoreDep, settings: SettingsDep, response: Response
+) -> Any:
+    """Queue a search for a worker. The config is checked as a config.ini would be."""
+    cfg = submission.validate(body, settings)
+    search_id = store.create_search(
+        cfg.name,
+        cfg.problem,
+        asdict(cfg),
+        cfg.objective_names,
+        ref_point=list(cfg.ref_point) if cfg.ref_point else None,
+        status="queued",
+    )
+    url = f"/api/v1/searches/{search_id}"
+    response.headers["Location"] = url
+    return SearchCreated(id=search_id, name=cfg.name, status="queued", url=url)
+
+
+@router.get("", response_model=SearchesPage, responses=_INVALID)
+def list_searches(
+    store: StoreDep,
+    status: Annotated[SearchStatus | None, Query(description="only this status")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """Searches, newest first."""
+    rows = store.list_searches(status, limit, offset)
+    return SearchesPage(
+        data=[SearchOut.from_record(r) for r in rows],
+        count=store.count_searches(status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{search_id}", response_model=SearchDetail, responses=_NOT_FOUND | _INVALID)
+def get_search(search_id: SearchId, store: StoreDep) -> Any:
+    """A search: status, phase, trials done of planned, hypervolume, best so far, error."""
+    rec = store.get_search(search_id)
+    p = progress_mod.progress(store, rec)
+    pareto = p.pareto_ids
+    return SearchDetail(
+        **search_fields(rec),
+        config=public_config(rec.config),
+        ref_point=rec.ref_point,
+        phase=p.phase,
+        trials_done=p.completed + p.failed,
+        trials_completed=p.completed,
+        trials_failed=p.failed,
+        trials_running=p.running,
+        hypervolume=p.hypervolume,
+        pareto_size=len(pareto),
+        best=None if p.best is None else TrialOut.from_record(p.best, p.best.id in pareto),
+    )
+
+
+def _stale(rec: SearchRecord, after_s: float) -> bool:
+    beat = rec.heartbeat_at
+    return beat is None or datetime.now(UTC) - beat > timedelta(seconds=after_s)
+
+
+@router.post(
+    "/{search_id}/cancel",
+    response_model=SearchOut,
+    responses=_NOT_FOUND | _INVALID | {409: error("the search has finished")},
+)
+def cancel_search(search_id: SearchId, store: StoreDep, settings: SettingsDep) -> Any:
+    """Cancel a search: a queued one at once; a running one stops after its current trial
+    (status ``cancelling``, then ``cancelled``)."""
+    rec = store.get_search(search_id)
+    if rec.status in _FINISHED:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            f"search {search_id} has status {rec.status}: only a queued or running search can be "
+            "cancelled",
+            "status",
+        )
+    if rec.status == "queued":
+        store.set_search_status(search_id, "cancelled")
+    elif rec.status == "running":
+        store.set_search_status(search_id, "cancelling")
+    elif _stale(rec, settings.stale_after_s):
+        # Cancelling, and its worker died: nobody is left to finish the cancellation.
+        store.set_search_status(search_id, "cancelled")
+    return SearchOut.from_record(store.get_search(search_id))
+
+
+def _trials_of(store: Store, rec: SearchRecord, records: list) -> list[TrialOut]:
+    pareto = progress_mod.progress(store, rec).pareto_ids
+    return [TrialOut.from_record(t, t.id in pareto) for t in records]
+
+
+@router.get("/{search_id}/trials", response_model=TrialsPage, responses=_NOT_FOUND | _INVALID)
+def list_trials(
+    search_id: SearchId,
+    store: StoreDep,
+    status: Annotated[TrialStatus | None, Query(description="only this status")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """A search's trials, by index."""
+    rec = store.get_search(search_id)
+    rows = store.list_trials(search_id, status, limit, offset)
+    return TrialsPage(
+        data=_trials_of(store, rec, rows),
+        count=store.count_trials(search_id, status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{search_id}/pareto", response_model=ParetoOut, responses=_NOT_FOUND | _INVALID)
+def pareto(search_id: SearchId, store: StoreDep) -> Any:
+    """The completed trials no other completed trial dominates, by index."""
+    rec = store.get_search(search_id)
+    p = progress_mod.progress(store, rec)
+    data = [TrialOut.from_record(t, True) for t in p.pareto]
+    return ParetoOut(data=data, count=len(data), hypervolume=p.hypervolume)
+
+
+def _csv(text: str, search_id: int, what: str) -> CSVResponse:
+    return CSVResponse(
+        text,
+        headers={"Content-Disposition": f'attachment; filename="search_{search_id}_{what}.csv"'},
+    )
+
+
+@router.get(
+    "/{search_id}/trials.csv",
+    response_class=CSVResponse,
+    responses=_NOT_FOUND | _INVALID | {200: {"description": "trials.csv, as sparsemod export"}},
+)
+def trials_csv(search_id: SearchId, store: StoreDep) -> CSVResponse:
+    """Every trial as CSV, the columns of ``trials.csv``."""
+    return _csv(tables.trials_csv(store, store.get_search(search_id)), search_id, "trials")
+
+
+@router.get(
+    "/{search_id}/pareto.csv",
+    response_class=CSVResponse,
+    responses=_NOT_FOUND | _INVALID | {200: {"description": "pareto.csv, as sparsemod export"}},
+)
+def pareto_csv(search_id: SearchId, store: StoreDep) -> CSVResponse:
+    """The Pareto members as CSV, with their test error."""
+    return _csv(tables.pareto_csv(store, store.get_search(search_id)), search_id, "pareto")
