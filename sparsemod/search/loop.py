@@ -178,6 +178,10 @@ class Search:
             self.search_id = self.store.create_search(
                 cfg.name, self.problem.name, _config_dict(cfg), self.objectives, self.ref_point
             )
+        if self.store.get_search(self.search_id).status in ("cancelling", "cancelled"):
+            # cancelled between a worker's claim and this start: do not run it
+            self.store.set_search_status(self.search_id, "cancelled")
+            raise Cancelled(f"search {self.search_id} was cancelled before it started")
         self.store.set_search_status(self.search_id, "running")
         try:
             outcome = self._run(start, resumed)
