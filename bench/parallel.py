@@ -25,13 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(executor: str, workers: int, args: argparse.Namespace) -> tuple[float, int, list]:
     cfg = TrainConfig(
-        name=f"{executor}_{workers}", root=str(ROOT / "results" / "bench" / "parallel"),
-        r1=args.rounds, r2=0, r3=0, batch_size=args.batch_size, epochs1=args.epochs,
-        device="cpu", prune_method="magnitude_layerwise", executor=executor, workers=workers,
+        name=f"{executor}_{workers}",
+        root=str(ROOT / "results" / "bench" / "parallel"),
+        r1=args.rounds,
+        r2=0,
+        r3=0,
+        batch_size=args.batch_size,
+        epochs1=args.epochs,
+        device="cpu",
+        prune_method="magnitude_layerwise",
+        executor=executor,
+        workers=workers,
     )
     start = time.perf_counter()
-    out = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(),
-                 store=Store("sqlite://")).run()
+    out = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(), store=Store("sqlite://")).run()
     wall = time.perf_counter() - start
     return wall, len(out.trials), [t.result.error for t in out.trials]
 
@@ -59,10 +66,14 @@ def main() -> None:
         base = base or per_hour
         errors = errors or errs
         rows.append((executor, workers, n, wall, per_hour, per_hour / base, errs == errors))
-    lines = ["| executor | workers | trials | wall (s) | trials / hour | speed-up | same results |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {e} | {w} | {n} | {wall:.1f} | {ph:.0f} | {x:.2f}x | {same} |"
-              for e, w, n, wall, ph, x, same in rows]
+    lines = [
+        "| executor | workers | trials | wall (s) | trials / hour | speed-up | same results |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e} | {w} | {n} | {wall:.1f} | {ph:.0f} | {x:.2f}x | {same} |"
+        for e, w, n, wall, ph, x, same in rows
+    ]
     table = "\n".join(lines)
     print(table)
     (ROOT / "results" / "bench").mkdir(parents=True, exist_ok=True)

@@ -34,17 +34,30 @@ def main() -> None:
         sid = store.create_search("bench", problem.name, {"r1": 50}, OBJECTIVES, [1.0, 3e4, 4e3])
         for index, (ax_index, params) in enumerate(ax.generate(args.trials)):
             metrics = {
-                "error": rng.random(), "accuracy_val": rng.random(),
+                "error": rng.random(),
+                "accuracy_val": rng.random(),
                 "model_size_bytes": rng.randrange(400, 30000),
                 "working_memory_bytes": rng.randrange(300, 4000),
-                "flops": rng.randrange(10**4, 10**6), "latency_s": rng.random() / 100,
-                "train_seconds": rng.random() * 5, "total_seconds": rng.random() * 6,
+                "flops": rng.randrange(10**4, 10**6),
+                "latency_s": rng.random() / 100,
+                "train_seconds": rng.random() * 5,
+                "total_seconds": rng.random() * 6,
             }
-            predicted = {k: metrics[k] for k in ("model_size_bytes", "working_memory_bytes",
-                                                 "flops", "latency_s")}
+            predicted = {
+                k: metrics[k]
+                for k in ("model_size_bytes", "working_memory_bytes", "flops", "latency_s")
+            }
             tid = store.add_trial(sid, index, "sobol", params, predicted=predicted)
-            history = [{"stage": "train", "epoch": e, "loss": rng.random(),
-                        "val_accuracy": rng.random(), "sparsity": 0.0} for e in range(1, 6)]
+            history = [
+                {
+                    "stage": "train",
+                    "epoch": e,
+                    "loss": rng.random(),
+                    "val_accuracy": rng.random(),
+                    "sparsity": 0.0,
+                }
+                for e in range(1, 6)
+            ]
             store.complete_trial(tid, "completed", metrics, history=history)
             ax.complete(ax_index, {k: float(metrics[k]) for k in OBJECTIVES})
         store.vacuum()

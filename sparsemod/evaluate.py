@@ -19,8 +19,26 @@ import torch
 from torch import nn
 
 from sparsemod import metrics
-from sparsemod.compress import check_scheme, get_pruner, make_permanent, sparsity
-from sparsemod.compress.quantize import load_exported, quantize, save_exported, swap_dynamic
+from sparsemod.compress import (
+    PruneContext,
+    PruneOptions,
+    Pruner,
+    check_scheme,
+    get_pruner,
+    make_permanent,
+    sparsity,
+)
+from sparsemod.compress.context import state_copy
+from sparsemod.compress.quantize import (
+    has_recurrent,
+    is_exported,
+    load_exported,
+    quantize,
+    save_exported,
+    swap_dynamic,
+)
+from sparsemod.compress.static_int8 import convert_both
+from sparsemod.compress.structured import shrink_to_state
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import (
     BuildError,
@@ -45,10 +63,29 @@ class EvalSettings:
         batch_size: training batch size (not the number of arms per round).
         lr: learning rate when the parameters carry no ``lr``.
         pruning: prune at all.
-        prune_method: a name in ``sparsemod.compress.PRUNERS``.
-        keep_ratio: share of weights kept when the parameters carry no ``keep_ratio``.
-        finetune_epochs: epochs of training after pruning, masks held.
-        quant_scheme: ``none``, ``post`` or ``dynamic``.
+        prune_method: a name in ``sparsemod.compress.PRUNERS``: ``magnitude``,
+            ``magnitude_layerwise``, ``l1_structured``, ``imp``, ``snip`` or
+            ``dynamic_sparse``. ``snip`` and ``dynamic_sparse`` replace the dense training
+            (they start from the untrained network and train ``epochs``); ``imp`` trains
+            ``epochs`` again each round after the dense training.
+        keep_ratio: share of weights kept when the parameters carry no ``keep_ratio``
+            (for ``l1_structured``, the share of each layer's output channels).
+        finetune_epochs: epochs of training after pruning, masks held; not used by the
+            methods that end with their own training (``imp``, ``snip``,
+            ``dynamic_sparse``).
+        imp_rate: ``imp``: share of the remaining weights pruned each round (None: 0.2,
+            or what ``imp_rounds`` implies).
+        imp_rounds: ``imp``: rounds to reach the keep ratio (0: as many as ``imp_rate``
+            needs).
+        rewind_epoch: ``imp``: rewind survivors to their values after this epoch of the
+            dense training (0: the initialisation).
+        snip_batches: ``snip``: training batches the sensitivity is summed over.
+        dst_interval: ``dynamic_sparse``: optimizer steps between drop / regrow updates
+            (0: once an epoch).
+        dst_drop_fraction: ``dynamic_sparse``: share of active weights dropped and regrown
+            at the first update (cosine-decayed).
+        dst_regrow: ``dynamic_sparse``: ``random`` (SET) or ``gradient`` (RigL).
+        quant_scheme: ``none``, ``post``, ``dynamic`` or ``both``.
         calibration_batches: training batches used to calibrate static quantization.
         target_flops: operations per second of the target device (latency = FLOPs / this).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -56,7 +93,8 @@ class EvalSettings:
         score_test: also score the deployed model on the test split.
         keep_model: put the deployed model's bytes in the result.
         keep_trained: put the trained float weights (before pruning) in the result, so a
-            morphed child can start from them.
+            morphed child can start from them; after training for ``snip`` and
+            ``dynamic_sparse``, which never train a dense network.
         debug: put the traceback of a failed candidate in its reason.
     """
 
@@ -67,6 +105,13 @@ class EvalSettings:
     prune_method: str = "magnitude"
     keep_ratio: float = 0.5
     finetune_epochs: int = 1
+    imp_rate: float | None = None
+    imp_rounds: int = 0
+    rewind_epoch: int = 0
+    snip_batches: int = 4
+    dst_interval: int = 0
+    dst_drop_fraction: float = 0.3
+    dst_regrow: str = "random"
     quant_scheme: str = "post"
     calibration_batches: int = 8
     target_flops: float = 1e8
@@ -94,15 +139,34 @@ class EvalSettings:
             raise ConfigError(f"flops: {self.target_flops!r} must be > 0 operations per second")
         check_scheme(self.quant_scheme)
         get_pruner(self.prune_method)
+        self.prune_options()
+        if self.prune_method == "imp" and self.rewind_epoch > self.epochs:
+            raise ConfigError(
+                f"rewind_epoch: {self.rewind_epoch!r} is after the last epoch of training "
+                f"({self.epochs})"
+            )
+
+    def prune_options(self) -> PruneOptions:
+        """The settings of the multi-step pruning methods."""
+        return PruneOptions(
+            imp_rate=self.imp_rate,
+            imp_rounds=self.imp_rounds,
+            rewind_epoch=self.rewind_epoch,
+            snip_batches=self.snip_batches,
+            dst_interval=self.dst_interval,
+            dst_drop_fraction=self.dst_drop_fraction,
+            dst_regrow=self.dst_regrow,
+        )
 
 
 @dataclass(frozen=True)
 class ModelArtifact:
     """The deployed model as bytes, and what rebuilds it (see :func:`load_model`).
 
-    ``format`` is ``exported`` (``torch.export.save`` of a PT2E int8 model) or
-    ``state_dict`` (the builder's network, with sparsemod's dynamic int8 layers swapped in
-    when ``quant_scheme`` is ``dynamic``).
+    ``format`` is ``exported`` (``torch.export.save`` of a PT2E int8 model: ``post``, and
+    ``both`` without an RNN) or ``state_dict`` (the builder's network, shrunk to the saved
+    channel counts after ``l1_structured``, with sparsemod's int8 layers swapped in when
+    ``quant_scheme`` is ``dynamic`` or ``both``).
     """
 
     format: str
@@ -254,8 +318,14 @@ def _run(
     example = _example_input(splits)
     dense_size = metrics.model_size_bytes(model)
     lr = float(params.get("lr", settings.lr))
+    keep = float(params.get("keep_ratio", settings.keep_ratio))
+    pruner = get_pruner(settings.prune_method) if settings.pruning and keep < 1.0 else None
+    initial_state = state_copy(model) if pruner is not None else None
+    # SNIP and dynamic sparse training start from the untrained network and train it
+    # themselves: the dense training is replaced, not added to.
+    dense_epochs = 0 if pruner is not None and pruner.at_init else settings.epochs
     tset = TrainSettings(
-        settings.epochs, settings.batch_size, lr, device=settings.device, seed=settings.seed
+        dense_epochs, settings.batch_size, lr, device=settings.device, seed=settings.seed
     )
     train_start = time.perf_counter()
     for rec in _guarded_train(model, splits, tset):
@@ -269,32 +339,13 @@ def _run(
             }
         )
 
-    trained_state = _state_bytes(model) if settings.keep_trained else None
-    keep = float(params.get("keep_ratio", settings.keep_ratio))
-    if settings.pruning and keep < 1.0:
-        step = get_pruner(settings.prune_method).prune(model, keep)
-        history.append(
-            {
-                "stage": "prune",
-                "epoch": 0,
-                "loss": None,
-                "sparsity": step.sparsity,
-                "val_accuracy": accuracy(model, splits.val, collate_fn=splits.collate_fn),
-            }
-        )
-        if settings.finetune_epochs:
-            fset = replace(tset, epochs=settings.finetune_epochs, seed=settings.seed + 1)
-            for rec in _guarded_train(model, splits, fset):
-                history.append(
-                    {
-                        "stage": "finetune",
-                        "epoch": rec.epoch,
-                        "loss": rec.loss,
-                        "val_accuracy": rec.val_accuracy,
-                        "sparsity": step.sparsity,
-                    }
-                )
-        make_permanent(model)
+    at_init = pruner is not None and pruner.at_init
+    trained_state = _state_bytes(model) if settings.keep_trained and not at_init else None
+    if pruner is not None:
+        _compress(model, pruner, keep, settings, splits, tset, initial_state, history)
+    if settings.keep_trained and at_init:
+        # Nothing was trained dense: a child inherits the trained sparse weights instead.
+        trained_state = _state_bytes(model)
     train_seconds = time.perf_counter() - train_start
     model.eval()
     acc_float = accuracy(model, splits.val, collate_fn=splits.collate_fn)
@@ -339,6 +390,34 @@ def _run(
         trained_state=trained_state,
         **costs,
     )
+
+
+def _compress(
+    model: nn.Module,
+    pruner: Pruner,
+    keep: float,
+    settings: EvalSettings,
+    splits: Splits,
+    tset: TrainSettings,
+    initial_state: dict[str, torch.Tensor] | None,
+    history: list[dict[str, Any]],
+) -> None:
+    """Prune (and fine-tune) in place, appending each step to the history."""
+    context = PruneContext(
+        splits,
+        replace(tset, epochs=settings.epochs),
+        initial_state,
+        settings.prune_options(),
+    )
+    steps = pruner.run(model, keep, context)
+    history.extend(step.row() for step in steps)
+    if settings.finetune_epochs and not pruner.trains:
+        like = steps[-1]
+        for step in context.train(
+            model, settings.finetune_epochs, "finetune", like, seed=settings.seed + 1
+        ):
+            history.append(step.row())
+    make_permanent(model)
 
 
 def _state_bytes(model: nn.Module) -> bytes:
@@ -398,7 +477,7 @@ def _artifact(
     settings: EvalSettings,
     example: torch.Tensor,
 ) -> ModelArtifact:
-    if settings.quant_scheme == "post":
+    if is_exported(deployed):
         fmt, data = "exported", save_exported(deployed, example)
     else:
         buf = io.BytesIO()
@@ -418,6 +497,8 @@ _INT8_LAYERS: dict[str, tuple[type[nn.Module], ...]] = {
     "none": (),
     "post": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
     "dynamic": (nn.Linear, nn.LSTM, nn.GRU),
+    # Without an RNN, ``both`` is ``post``; with one, predict_costs quantizes for real.
+    "both": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
 }
 
 
@@ -430,11 +511,14 @@ def predict_costs(
 ) -> dict[str, float]:
     """The hardware objectives of a candidate before any training (milliseconds).
 
-    Builds the network, applies the structural part of the compression (pruning to the
-    keep ratio on the initial weights, int8 bit widths) and counts. FLOPs, latency and
-    working memory equal what :func:`evaluate` will measure; the model size differs only
-    by which weights pruning keeps in each layer after training (the total kept is the
-    same) and by a few bytes of activation quantization parameters.
+    Builds the network, applies the structural part of the compression (each pruning
+    method's ``predict``: pruning to the keep ratio on the initial weights; for
+    ``l1_structured`` the same rebuild with the same channel counts, so FLOPs and working
+    memory fall as they will; int8 bit widths) and counts. FLOPs, latency and working
+    memory equal what :func:`evaluate` will measure; the model size differs only by which
+    weights pruning keeps in each layer after training (the total kept is the same; exact
+    for ``l1_structured``) and by a few bytes of activation quantization parameters. With
+    ``both`` on a recurrent network the untrained network is quantized for real.
 
     Raises:
         BuildError: the parameters do not give a network.
@@ -446,20 +530,26 @@ def predict_costs(
     model.eval()
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     if settings.pruning and keep < 1.0:
-        get_pruner(settings.prune_method).prune(model, keep)
+        get_pruner(settings.prune_method).predict(model, keep)
         make_permanent(model)
     x = torch.zeros((1, *input_shape))
+    scheme = settings.quant_scheme
+    if scheme == "both" and not has_recurrent(model):
+        scheme = "post"
     try:
+        if scheme == "both":
+            deployed = quantize(model, "both", [x], x)
+            return metrics.measure_all(deployed, x, settings.target_flops)
         costs = metrics.measure_all(
             model,
             x,
             settings.target_flops,
-            int8_layers=_INT8_LAYERS[settings.quant_scheme],
-            activation_bytes=1 if settings.quant_scheme == "post" else None,
+            int8_layers=_INT8_LAYERS[scheme],
+            activation_bytes=1 if scheme == "post" else None,
         )
     except MeasureError as exc:
         raise BuildError(f"the network does not run on its input: {exc}") from exc
-    if settings.quant_scheme == "post":
+    if scheme == "post":
         # Static int8 stores a (scale, zero point) per quantized activation: the input's and
         # each conv / linear output's but the last (the logits leave in float); pooling and
         # reshapes reuse their input's.
@@ -483,8 +573,11 @@ def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:
     if artifact.format != "state_dict":
         raise ConfigError(f"model format {artifact.format!r} is not 'exported' or 'state_dict'")
     model = problem.build(dict(artifact.params), artifact.input_shape, artifact.num_classes)
+    state = torch.load(io.BytesIO(artifact.data), map_location="cpu", weights_only=True)
+    shrink_to_state(model, state)
     if artifact.quant_scheme == "dynamic":
         model = swap_dynamic(model)
-    state = torch.load(io.BytesIO(artifact.data), map_location="cpu", weights_only=True)
+    elif artifact.quant_scheme == "both":
+        model = convert_both(model.eval(), None)
     model.load_state_dict(state)
     return model.eval()

@@ -331,10 +331,8 @@ def test_test_eval_settings_scores_test():
     )
 
 
-def test_both_is_accepted_here_and_left_to_the_evaluator():
-    t = TrainConfig(quant_scheme="both")
-    with error(r"quant_scheme: 'both'"):
-        t.eval_settings(1)
+def test_both_maps_onto_the_evaluator():
+    assert TrainConfig(quant_scheme="both").eval_settings(1).quant_scheme == "both"
 
 
 TRAIN_HEAD = "[DEFAULT]\ntrain = true\n[TRAIN]\n"

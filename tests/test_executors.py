@@ -19,18 +19,32 @@ from sparsemod.search import Search
 from sparsemod.store import Store
 
 TINY = dict(
-    r1=1, r2=1, r3=0, batch_size=2, epochs1=1, epochs2=1, device="cpu",
-    prune_method="magnitude_layerwise", num_candidates=16,
+    r1=1,
+    r2=1,
+    r3=0,
+    batch_size=2,
+    epochs1=1,
+    epochs2=1,
+    device="cpu",
+    prune_method="magnitude_layerwise",
+    num_candidates=16,
 )
 
 
 def _run(tmp_path, executor: str, workers: int = 1) -> list[tuple]:
-    cfg = TrainConfig(name=executor, root=str(tmp_path), executor=executor, workers=workers,
-                      **TINY)
-    out = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(),
-                 store=Store("sqlite://")).run()
-    return [(t.index, t.phase, t.status, t.result.error, t.result.model_size_bytes,
-             t.result.working_memory_bytes) for t in out.trials]
+    cfg = TrainConfig(name=executor, root=str(tmp_path), executor=executor, workers=workers, **TINY)
+    out = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(), store=Store("sqlite://")).run()
+    return [
+        (
+            t.index,
+            t.phase,
+            t.status,
+            t.result.error,
+            t.result.model_size_bytes,
+            t.result.working_memory_bytes,
+        )
+        for t in out.trials
+    ]
 
 
 @pytest.fixture(scope="module")

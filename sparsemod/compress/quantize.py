@@ -13,6 +13,11 @@ Schemes (``quant_scheme``):
   a non-deprecated torch API quantizes LSTM / GRU dynamically, so these are sparsemod's
   own small layers (:class:`DynamicInt8Linear`, :class:`DynamicInt8RNN`); they keep the
   weights as real int8 tensors and run anywhere torch runs.
+* ``both``: static int8 where the layers allow it, dynamic where they do not, in one
+  model. A network without LSTM / GRU is all static, and ``both`` is ``post`` exactly. With
+  an LSTM / GRU, the RNN becomes :class:`DynamicInt8RNN` and every conv / linear a static
+  int8 layer with calibrated uint8 activations (:mod:`sparsemod.compress.static_int8`);
+  the model is a ``torch.fx.GraphModule`` saved as a state dict.
 * ``none``: the float network.
 """
 
@@ -31,7 +36,7 @@ from torch import nn
 from sparsemod.errors import CompressionError, ConfigError
 from sparsemod.metrics import rnn_macs
 
-SCHEMES = ("none", "post", "dynamic")
+SCHEMES = ("none", "post", "dynamic", "both")
 
 
 def check_scheme(scheme: str) -> str:
@@ -48,8 +53,8 @@ def quantize(
 
     Args:
         model: the float model; it is not changed.
-        scheme: ``none``, ``post`` or ``dynamic``.
-        calibration: input batches for static calibration (only ``post`` reads them).
+        scheme: ``none``, ``post``, ``dynamic`` or ``both``.
+        calibration: input batches for static calibration (``post`` and ``both``).
         example_input: one input batch, used to export the model.
 
     Returns:
@@ -65,7 +70,24 @@ def quantize(
         return model
     if scheme == "dynamic":
         return swap_dynamic(model)
+    if scheme == "both" and has_recurrent(model):
+        from sparsemod.compress.static_int8 import convert_both
+
+        return convert_both(model, calibration)
     return _static_pt2e(model, calibration, example_input.cpu())
+
+
+def has_recurrent(model: nn.Module) -> bool:
+    """Whether the model has an LSTM / GRU / RNN layer (which PT2E cannot quantize)."""
+    return any(isinstance(m, nn.RNNBase) for m in model.modules())
+
+
+def is_exported(model: nn.Module) -> bool:
+    """Whether a deployed model is a PT2E program (saved with :func:`save_exported`)."""
+    return isinstance(model, torch.fx.GraphModule) and any(
+        n.op == "call_function" and "quantize_per_tensor" in str(n.target)
+        for n in model.graph.nodes
+    )
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:
@@ -107,7 +129,7 @@ def _static_pt2e(
         if any(isinstance(m, nn.RNNBase) for m in model.modules()):
             raise CompressionError(
                 "quant_scheme 'post' (static int8) cannot quantize LSTM / GRU layers; "
-                "use 'dynamic' for recurrent networks"
+                "use 'dynamic' or 'both' for recurrent networks"
             )
         try:
             graph = _export(model, example_input).module()

@@ -1,0 +1,219 @@
+"""What a pruning method that needs data or training gets: :class:`PruneContext`.
+
+The evaluator builds one per candidate (:func:`training_context`); tests and examples can
+build their own. Training goes through :func:`sparsemod.train.train`, so a method trains
+exactly as the candidate was trained (same optimizer, batches, seed and device), and
+masks attached with ``torch.nn.utils.prune`` are held while it does.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsemod.compress.prune import PruneStep, count_weights, make_permanent
+from sparsemod.data import Splits, tensors_of
+from sparsemod.errors import ConfigError, InfeasibleError
+from sparsemod.train import TrainSettings, accuracy, train
+
+AfterStep = Callable[[nn.Module], None]
+REGROW = ("random", "gradient")
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}: {value!r} is not an integer >= {low}")
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """Settings of the methods that prune over several steps.
+
+    Args:
+        imp_rate: ``imp``: share of the remaining weights pruned each round; ``None``
+            means 0.2, or, when ``imp_rounds`` is given, the rate that reaches the keep
+            ratio in exactly that many rounds.
+        imp_rounds: ``imp``: number of rounds; 0 means as many as ``imp_rate`` needs to
+            reach the keep ratio (the last round prunes only what is left to prune).
+        rewind_epoch: ``imp``: rewind the surviving weights to their values after this
+            epoch of the dense training; 0 is the initialisation (the original lottery
+            ticket), ``k > 0`` is "late rewinding".
+        snip_batches: ``snip``: training batches the connection sensitivity is summed over.
+        dst_interval: ``dynamic_sparse``: optimizer steps between two prune-and-regrow
+            updates; 0 means once per epoch.
+        dst_drop_fraction: ``dynamic_sparse``: share of each layer's active weights
+            dropped (and regrown) at the first update, decayed to 0 by a cosine schedule.
+        dst_regrow: ``dynamic_sparse``: ``random`` (SET) or ``gradient`` (RigL: the
+            inactive weights with the largest gradient magnitude).
+    """
+
+    imp_rate: float | None = None
+    imp_rounds: int = 0
+    rewind_epoch: int = 0
+    snip_batches: int = 4
+    dst_interval: int = 0
+    dst_drop_fraction: float = 0.3
+    dst_regrow: str = "random"
+
+    def __post_init__(self) -> None:
+        if self.imp_rate is not None and not (
+            isinstance(self.imp_rate, (int, float))
+            and not isinstance(self.imp_rate, bool)
+            and 0.0 < self.imp_rate < 1.0
+        ):
+            raise ConfigError(f"imp_rate: {self.imp_rate!r} is not in (0, 1)")
+        _int_at_least("imp_rounds", self.imp_rounds, 0)
+        if self.imp_rate is not None and self.imp_rounds:
+            raise ConfigError(
+                f"imp_rate {self.imp_rate!r} and imp_rounds {self.imp_rounds!r}: give one "
+                "of them (the keep ratio fixes the other)"
+            )
+        _int_at_least("rewind_epoch", self.rewind_epoch, 0)
+        _int_at_least("snip_batches", self.snip_batches, 1)
+        _int_at_least("dst_interval", self.dst_interval, 0)
+        if not (
+            isinstance(self.dst_drop_fraction, (int, float))
+            and not isinstance(self.dst_drop_fraction, bool)
+            and 0.0 <= self.dst_drop_fraction < 1.0
+        ):
+            raise ConfigError(f"dst_drop_fraction: {self.dst_drop_fraction!r} is not in [0, 1)")
+        if self.dst_regrow not in REGROW:
+            raise ConfigError(f"dst_regrow: {self.dst_regrow!r} is not one of {list(REGROW)}")
+
+
+@dataclass
+class PruneContext:
+    """Data, training and history for a pruning method.
+
+    Args:
+        splits: the candidate's data.
+        settings: how the candidate trains (epochs, batch size, lr, device, seed); a method
+            that trains for "the candidate's epochs" trains ``settings.epochs``.
+        initial_state: the network's weights before training (a state dict), for rewinding.
+        options: the multi-step methods' settings.
+    """
+
+    splits: Splits
+    settings: TrainSettings
+    initial_state: Mapping[str, torch.Tensor] | None = None
+    options: PruneOptions = field(default_factory=PruneOptions)
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    def val_accuracy(self, model: nn.Module) -> float:
+        return accuracy(model, self.splits.val, collate_fn=self.splits.collate_fn)
+
+    def scored(self, model: nn.Module, step: PruneStep) -> PruneStep:
+        """The step with the model's validation accuracy filled in."""
+        return replace(step, val_accuracy=self.val_accuracy(model))
+
+    def train(
+        self,
+        model: nn.Module,
+        epochs: int,
+        stage: str,
+        like: PruneStep,
+        *,
+        after_step: AfterStep | None = None,
+        seed: int | None = None,
+    ) -> list[PruneStep]:
+        """Train ``model`` in place for ``epochs``, masks held; one step per epoch.
+
+        Args:
+            model: the network, masked or not.
+            epochs: epochs to train (0 trains nothing).
+            stage: the stage name the epochs are recorded under.
+            like: the method, keep ratio and total weights the steps carry.
+            after_step: called after every optimizer step (dynamic sparse training).
+            seed: the shuffling / dropout seed; the candidate's when omitted.
+
+        Raises:
+            InfeasibleError: the network does not run on the data, or training diverged.
+        """
+        tset = replace(self.settings, epochs=epochs, seed=self.seed if seed is None else seed)
+        try:
+            records = train(model, self.splits, tset, after_step=after_step)
+        except RuntimeError as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            raise InfeasibleError(f"the network does not run on this data: {exc}") from exc
+        _, kept = count_weights(model)
+        return [
+            replace(
+                like,
+                weights_kept=kept,
+                stage=stage,
+                epoch=r.epoch,
+                loss=r.loss,
+                val_accuracy=r.val_accuracy,
+                detail={},
+            )
+            for r in records
+        ]
+
+    def state_at(self, model: nn.Module, epoch: int) -> dict[str, torch.Tensor]:
+        """The weights the dense training had after ``epoch`` epochs (0: the initial ones).
+
+        Training is reproducible (same seed, same batch order per epoch), so the state after
+        ``k`` epochs is got by training a copy of the initial network for ``k`` epochs:
+        bit-identical on CPU.
+
+        Raises:
+            ConfigError: the context has no initial state.
+        """
+        if self.initial_state is None:
+            raise ConfigError("rewinding needs the network's initial state in the context")
+        if epoch == 0:
+            return {k: v.detach().clone() for k, v in self.initial_state.items()}
+        twin = copy.deepcopy(model)
+        make_permanent(twin)
+        twin.load_state_dict(self.initial_state)
+        train(twin, self.splits, replace(self.settings, epochs=epoch))
+        return {k: v.detach().clone() for k, v in twin.state_dict().items()}
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps :func:`sparsemod.train.train` makes in one epoch."""
+        n, bs = len(self.splits.train), self.settings.batch_size
+        if n > 1 and n % bs == 1:
+            n -= 1  # train leaves out a last batch of one sample
+        return math.ceil(n / bs)
+
+    def batches(self, count: int, seed: int | None = None) -> Iterator[tuple[Any, Any]]:
+        """``count`` shuffled training batches of the candidate's batch size."""
+        bs = self.settings.batch_size
+        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        tensors = tensors_of(self.splits.train)
+        if tensors is not None:
+            x, y = tensors
+            order = torch.randperm(len(y), generator=gen)
+            for i in range(count):
+                idx = order.roll(-i * bs)[:bs]  # wraps around when count * bs > len(y)
+                yield x[idx], y[idx]
+            return
+        loader = torch.utils.data.DataLoader(
+            self.splits.train,
+            batch_size=bs,
+            shuffle=True,
+            generator=gen,
+            collate_fn=self.splits.collate_fn,
+        )
+        seen = 0
+        while seen < count:
+            for batch in loader:
+                yield batch[0], batch[1]
+                seen += 1
+                if seen == count:
+                    return
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a model's state dict."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,163 @@
+"""Dynamic sparse training at a fixed density: SET (Mocanu et al., 2018) and RigL (Evci et al.).
+
+The untrained network starts sparse: every prunable layer keeps exactly
+``max(1, round(keep_ratio * n))`` of its ``n`` weights, chosen at random. It trains for the
+candidate's epochs; every ``dst_interval`` optimizer steps (default: once an epoch) each
+layer drops the active weights of smallest magnitude and regrows as many inactive ones,
+
+* ``dst_regrow = random`` (SET): chosen at random, started at a random value of the
+  layer's scale;
+* ``dst_regrow = gradient`` (RigL): those with the largest dense gradient, started at 0.
+
+The share dropped starts at ``dst_drop_fraction`` and decays to 0 on a cosine, with the
+last update at 75 % of training (RigL's schedule), so the final connections get trained.
+Each layer's count never changes, so the density is exact throughout; at the end the masks
+are attached (and held by any later training) and made permanent by the evaluator.
+
+The masks are re-applied after every optimizer step through ``train``'s ``after_step``
+hook, on plain weights, so the hook sees the dense gradient RigL needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sparsemod.compress.context import PruneContext
+from sparsemod.compress.prune import (
+    LayerwiseMagnitude,
+    Pruner,
+    PruneStep,
+    apply_masks,
+    check_keep_ratio,
+    count_weights,
+    make_permanent,
+    named_prunable,
+    require_prunable,
+)
+
+_LAST_UPDATE = 0.75
+
+
+def random_masks(
+    model: nn.Module, keep_ratio: float, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Per layer, exactly ``max(1, round(keep_ratio * n))`` weights kept at random."""
+    masks = {}
+    for key, (m, n) in named_prunable(model).items():
+        w = getattr(m, n)
+        keep = max(1, round(keep_ratio * w.numel()))
+        flat = torch.zeros(w.numel(), dtype=torch.bool)
+        flat[torch.randperm(w.numel(), generator=gen)[:keep]] = True
+        masks[key] = flat.reshape(w.shape).to(w.device)
+    return masks
+
+
+class _Updater:
+    """The ``after_step`` hook: hold the masks, and drop / regrow every ``interval`` steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        masks: dict[str, torch.Tensor],
+        context: PruneContext,
+        like: PruneStep,
+        gen: torch.Generator,
+    ) -> None:
+        opts = context.options
+        self.named = named_prunable(model)
+        self.masks = masks
+        self.context, self.like, self.gen = context, like, gen
+        self.per_epoch = context.steps_per_epoch()
+        self.interval = opts.dst_interval or self.per_epoch
+        self.last = int(_LAST_UPDATE * context.settings.epochs * self.per_epoch)
+        self.fraction, self.regrow = opts.dst_drop_fraction, opts.dst_regrow
+        self.t = 0
+        self.steps: list[PruneStep] = []
+
+    def __call__(self, model: nn.Module) -> None:
+        self.t += 1
+        for key, (m, n) in self.named.items():
+            getattr(m, n).mul_(self.masks[key].to(getattr(m, n).device))
+        if self.t % self.interval == 0 and self.t <= self.last and self.fraction > 0:
+            self._update(model)
+
+    def _update(self, model: nn.Module) -> None:
+        share = self.fraction * (1 + math.cos(math.pi * self.t / self.last)) / 2
+        dropped = 0
+        for key, (m, n) in self.named.items():
+            w = getattr(m, n)
+            mask = self.masks[key].to(w.device)
+            active = int(mask.sum())
+            k = min(round(share * active), mask.numel() - active)
+            if k <= 0:
+                continue
+            scale = float(w[mask].std()) if active > 1 else 0.01
+            # Drop the k active weights of least magnitude.
+            mag = torch.where(mask, w.abs(), torch.full_like(w, math.inf)).reshape(-1)
+            drop = torch.topk(mag, k, largest=False).indices
+            # Grow k among those inactive before the drop.
+            if self.regrow == "gradient" and w.grad is not None:
+                score = w.grad.abs().reshape(-1).clone()
+            else:
+                score = torch.rand(w.numel(), generator=self.gen).to(w.device)
+            score[mask.reshape(-1)] = -math.inf
+            grow = torch.topk(score, k).indices
+            flat = mask.reshape(-1).clone()
+            flat[drop] = False
+            flat[grow] = True
+            w.reshape(-1)[drop] = 0.0
+            if self.regrow == "random":
+                init = torch.randn(k, generator=self.gen).to(w.device) * scale
+                w.reshape(-1)[grow] = init.to(w.dtype)
+            else:
+                w.reshape(-1)[grow] = 0.0
+            self.masks[key] = flat.reshape(mask.shape)
+            dropped += k
+        total, kept = count_weights(model)
+        step = PruneStep(
+            self.like.method,
+            self.like.keep_ratio,
+            total,
+            kept,
+            "regrow",
+            epoch=(self.t - 1) // self.per_epoch + 1,
+            detail={"step": self.t, "dropped": dropped, "grown": dropped, "regrow": self.regrow},
+        )
+        self.steps.append(self.context.scored(model, step))
+
+
+class DynamicSparse(Pruner):
+    """``dynamic_sparse``: sparse training with prune-and-regrow (see the module docstring)."""
+
+    name = "dynamic_sparse"
+    at_init = True
+    trains = True
+
+    def run(self, model: nn.Module, keep_ratio: float, context: PruneContext) -> list[PruneStep]:
+        keep_ratio = check_keep_ratio(keep_ratio)
+        require_prunable(model)
+        make_permanent(model)
+        gen = torch.Generator().manual_seed(context.seed)
+        masks = random_masks(model, keep_ratio, gen)
+        named = named_prunable(model)
+        with torch.no_grad():
+            for key, (m, n) in named.items():
+                getattr(m, n).mul_(masks[key])
+        total = sum(mk.numel() for mk in masks.values())
+        kept = sum(int(mk.sum()) for mk in masks.values())
+        start = PruneStep(self.name, keep_ratio, total, kept, "sparse_init")
+        steps = [context.scored(model, start)]
+        like = PruneStep(self.name, keep_ratio, total, kept)
+        updater = _Updater(model, masks, context, like, gen)
+        epochs = context.train(model, context.settings.epochs, "train", like, after_step=updater)
+        apply_masks(model, updater.masks)
+        for rec in epochs:
+            steps += [s for s in updater.steps if s.epoch == rec.epoch]
+            steps.append(rec)
+        return steps
+
+    def predict(self, model: nn.Module, keep_ratio: float) -> None:
+        LayerwiseMagnitude().prune(model, keep_ratio)
