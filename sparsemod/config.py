@@ -28,6 +28,13 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   keep_ratio        share of weights kept, in (0, 1], when the space has none (default 0.5)
   finetune_epochs   epochs of training after pruning, >= 0 (default 1)
   train_batch_size  SGD batch size, >= 1 (default 64)
+  imp_rate          imp: share of the remaining weights pruned a round (default 0.2)
+  imp_rounds        imp: rounds to reach keep_ratio, 0 = as the rate needs (default 0)
+  rewind_epoch      imp: epoch the survivors rewind to, 0 = initialisation (default 0)
+  snip_batches      snip: batches the connection sensitivity is summed over (default 4)
+  dst_interval      dynamic_sparse: steps between updates, 0 = once an epoch (default 0)
+  dst_drop_fraction dynamic_sparse: share dropped and regrown an update (default 0.3)
+  dst_regrow        dynamic_sparse: random (SET) or gradient (RigL) (default random)
   splitter          the problem splits sequences (default false)
   seed              seed of the search and of every trial, >= 0 (default 0)
   device            auto, cpu, cuda or cuda:N (default auto)
@@ -347,6 +354,13 @@ _SPECS: dict[str, _Spec] = {
     "ref_point": _Spec(_parse_ref_point, _check_ref_point),
     "generator": _choice(GENERATORS),
     "num_candidates": _integer(8),
+    "imp_rate": _optional(_parse_float, "a share of weights", _is_real),
+    "imp_rounds": _integer(0),
+    "rewind_epoch": _integer(0),
+    "snip_batches": _integer(1),
+    "dst_interval": _integer(0),
+    "dst_drop_fraction": _real(0.0, 1.0, "a number in (0, 1]"),
+    "dst_regrow": _choice(("random", "gradient")),
     "executor": _choice(EXECUTORS),
     "workers": _integer(1),
     "threads": _integer(1),
@@ -389,7 +403,8 @@ def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
     from sparsemod.evaluate import EvalSettings
 
     same = ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme")
-    same += ("device", "seed", "debug")
+    same += ("device", "seed", "debug", "imp_rate", "imp_rounds", "rewind_epoch")
+    same += ("snip_batches", "dst_interval", "dst_drop_fraction", "dst_regrow")
     return EvalSettings(
         epochs=epochs,
         batch_size=config.train_batch_size,
@@ -423,6 +438,13 @@ class TrainConfig:
     keep_ratio: float = 0.5
     finetune_epochs: int = 1
     train_batch_size: int = 64
+    imp_rate: float | None = None
+    imp_rounds: int = 0
+    rewind_epoch: int = 0
+    snip_batches: int = 4
+    dst_interval: int = 0
+    dst_drop_fraction: float = 0.3
+    dst_regrow: str = "random"
     splitter: bool = False
     seed: int = 0
     device: str = "auto"
@@ -489,6 +511,13 @@ class TestConfig:
     keep_ratio: float = 0.5
     finetune_epochs: int = 1
     train_batch_size: int = 64
+    imp_rate: float | None = None
+    imp_rounds: int = 0
+    rewind_epoch: int = 0
+    snip_batches: int = 4
+    dst_interval: int = 0
+    dst_drop_fraction: float = 0.3
+    dst_regrow: str = "random"
     flops: float = 1e8
     device: str = "auto"
     seed: int = 0

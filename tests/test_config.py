@@ -493,3 +493,20 @@ def test_module_docstring_lists_every_key():
     documented = set(re.findall(r"^\s{2}(\w+)", config.__doc__, re.MULTILINE))
     documented |= set(re.findall(r"(\w+),", config.__doc__))
     assert keys | {"train"} <= documented
+
+
+def test_compression_method_keys_reach_the_evaluator():
+    cfg = load_config(
+        None,
+        [
+            "DEFAULT.train=true",
+            "TRAIN.prune_method=imp",
+            "TRAIN.imp_rate=0.3",
+            "TRAIN.rewind_epoch=1",
+            "TRAIN.dst_regrow=gradient",
+        ],
+    ).train_config
+    s = cfg.eval_settings(3)
+    assert (s.prune_method, s.imp_rate, s.rewind_epoch, s.dst_regrow) == ("imp", 0.3, 1, "gradient")
+    with error(r"\[TRAIN\] dst_regrow: 'sideways'"):
+        load_config(None, ["DEFAULT.train=true", "TRAIN.dst_regrow=sideways"])
