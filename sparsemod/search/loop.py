@@ -41,9 +41,6 @@ from sparsemod.search.ax_backend import AxBackend
 from sparsemod.search.encoding import Encoder, key
 from sparsemod.store import Store, default_url
 
-PHASES = ("sobol", "gp", "morph")
-_COSTS = ("model_size_bytes", "working_memory_bytes", "latency_s")
-
 
 class Cancelled(SparsemodError):
     """The search was asked to stop (its status set to ``cancelling``); it stops between trials."""
