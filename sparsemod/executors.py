@@ -17,6 +17,7 @@ import abc
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class Executor(abc.ABC):
             The finished tasks, empty only when none is pending.
         """
 
+    def prepare(self, seed: int) -> None:  # noqa: B027 - nothing to start by default
+        """Start the workers and load the data of ``seed`` before the first task comes."""
+
     def stop(self) -> None:  # noqa: B027 - nothing to release by default
         """Cancel what has not started and release the workers."""
 
@@ -125,21 +129,31 @@ def _init_worker(devices: Any) -> None:
             devices.value += 1
 
 
-def _run_in_worker(task: Task) -> TrialResult:
+def _load_in_worker(ref: str, seed: int) -> tuple[Problem, Any]:
     cache = _WORKER.setdefault("problems", {})
-    if task.problem not in cache:
-        cache[task.problem] = get_problem(task.problem)
-    problem = cache[task.problem]
+    if ref not in cache:
+        cache[ref] = get_problem(ref)
     data = _WORKER.setdefault("data", {})
-    key = (task.problem, task.settings.seed)
-    if key not in data:
-        data[key] = problem.load(task.settings.seed)
+    if (ref, seed) not in data:
+        data[ref, seed] = cache[ref].load(seed)
+    return cache[ref], data[ref, seed]
+
+
+def _warm_up(ref: str, seed: int) -> None:
+    # Runs once in each fresh worker: the imports (torch, sparsemod) and the data load
+    # happen while the search process computes its reference point.
+    time.sleep(0.2)  # hold this worker so that the next warm-up starts another process
+    _load_in_worker(ref, seed)
+
+
+def _run_in_worker(task: Task) -> TrialResult:
+    problem, loaded = _load_in_worker(task.problem, task.settings.seed)
     settings = task.settings
     if settings.device == "auto" and torch.cuda.is_available():
         n = torch.cuda.device_count()
         settings = _with_device(settings, f"cuda:{_WORKER.get('device_index', 0) % n}")
     with torch_threads(task.threads):
-        return evaluate(problem, task.params, settings, data[key], task.warm_start)
+        return evaluate(problem, task.params, settings, loaded, task.warm_start)
 
 
 def _with_device(settings: EvalSettings, device: str) -> EvalSettings:
@@ -160,8 +174,15 @@ class ProcessExecutor(Executor):
             raise ConfigError(f"workers: {workers!r} must be >= 1")
         check_named(problem, ref)
         self.workers = workers
+        self.ref = ref
         self._pool = self._new_pool()
         self._futures: dict[cf.Future, Task] = {}
+
+    def prepare(self, seed: int) -> None:
+        # One warm-up per worker: each makes the pool spawn a process. Its outcome is not
+        # awaited; a worker that fails to start shows up as a failed trial later.
+        for _ in range(self.workers):
+            self._pool.submit(_warm_up, self.ref, seed)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         ctx = mp.get_context("spawn")  # fork would copy torch's threads and CUDA state
@@ -202,7 +223,9 @@ class ProcessExecutor(Executor):
         return out
 
     def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Not waiting: the workers exit on their own (tearing torch down takes them ~2 s),
+        # and nothing they hold is needed any more.
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_named(problem: Problem, ref: str) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import types
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -122,7 +123,6 @@ def _static_pt2e(
     model: nn.Module, calibration: Iterable[torch.Tensor], example_input: torch.Tensor
 ) -> nn.Module:
     with _quiet():
-        from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -131,6 +131,7 @@ def _static_pt2e(
                 "quant_scheme 'post' (static int8) cannot quantize LSTM / GRU layers; "
                 "use 'dynamic' or 'both' for recurrent networks"
             )
+        model.eval()  # export the inference graph: dropout off, batch norm on running stats
         try:
             graph = _export(model, example_input).module()
         except Exception as exc:
@@ -146,9 +147,30 @@ def _static_pt2e(
         if seen == 0:
             raise CompressionError("static quantization needs at least one calibration batch")
         converted = convert_pt2e(prepared)
-        allow_exported_model_train_eval(converted)
-    converted.eval()  # the patched eval() of exported models returns None
-    return converted
+    return _inference_only(converted)
+
+
+def _inference_only(module: nn.Module) -> nn.Module:
+    """Let an exported int8 module take ``eval()`` / ``train()`` calls, as no-ops.
+
+    Exported modules refuse both. torchao's ``allow_exported_model_train_eval`` accepts
+    them by rewriting dropout and batch-norm patterns, exporting those patterns again on
+    every call (0.2 s each, most of a trial's time when accuracy is measured a few times).
+    The graph here was exported from a network in eval mode, so it is already the
+    inference graph: there is nothing to switch, and a quantized graph cannot be trained.
+    """
+
+    def train(self: nn.Module, mode: bool = True) -> nn.Module:
+        return self
+
+    def eval(self: nn.Module) -> nn.Module:
+        return self
+
+    for m in module.modules():
+        m.training = False
+    module.train = types.MethodType(train, module)  # type: ignore[method-assign]
+    module.eval = types.MethodType(eval, module)  # type: ignore[method-assign]
+    return module
 
 
 def save_exported(model: nn.Module, example_input: torch.Tensor) -> bytes:
@@ -162,12 +184,12 @@ def save_exported(model: nn.Module, example_input: torch.Tensor) -> bytes:
 def load_exported(data: bytes) -> nn.Module:
     """The runnable module saved by :func:`save_exported`."""
     with _quiet():
-        from torchao.quantization.pt2e import allow_exported_model_train_eval
+        # The import registers the int8 ops (quantized_decomposed) the saved graph calls;
+        # a process that never quantized (the search's, with worker processes) lacks them.
+        import torchao.quantization.pt2e  # noqa: F401
 
         module = torch.export.load(io.BytesIO(data)).module()
-        allow_exported_model_train_eval(module)
-    module.eval()
-    return module
+    return _inference_only(module)
 
 
 # ------------------------------------------------------------------------------ dynamic int8

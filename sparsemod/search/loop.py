@@ -163,6 +163,31 @@ class Search:
         }
         if self.store is None:
             self.store = Store(default_url(cfg.root))
+        # Workers start now (a spawned process imports torch and loads the data: seconds),
+        # while this process computes the reference point and starts Ax.
+        self.executor = self._make_executor()
+        try:
+            return self._start(start)
+        finally:
+            self.executor.stop()
+
+    def _make_executor(self) -> Any:
+        cfg = self.config
+        options: dict[str, Any] = {}
+        if cfg.executor == "ray":
+            options = {
+                "address": None if cfg.ray_address == "local" else cfg.ray_address,
+                "num_cpus": cfg.num_cpus,
+                "num_gpus": cfg.num_gpus,
+            }
+        executor = make_executor(
+            cfg.executor, self.problem, cfg.problem, cfg.workers, data=self.data, **options
+        )
+        executor.prepare(cfg.seed)
+        return executor
+
+    def _start(self, start: float) -> SearchOutcome:
+        cfg = self.config
         resumed = self.search_id is not None
         if resumed:
             found = self.store.get_search(self.search_id)
@@ -197,20 +222,7 @@ class Search:
         ax_init = budget_sobol if cfg.generator == "ax" else budget_sobol + 10_000
         self.ax = AxBackend(self.problem.space, self.objectives, cfg.constraints, cfg.seed, ax_init)
         rerun = self._restore() if resumed else []
-        options: dict[str, Any] = {}
-        if cfg.executor == "ray":
-            options = {
-                "address": None if cfg.ray_address == "local" else cfg.ray_address,
-                "num_cpus": cfg.num_cpus,
-                "num_gpus": cfg.num_gpus,
-            }
-        self.executor = make_executor(
-            cfg.executor, self.problem, cfg.problem, cfg.workers, data=self.data, **options
-        )
-        try:
-            return self._phases(start, rerun)
-        finally:
-            self.executor.stop()
+        return self._phases(start, rerun)
 
     def _phases(self, start: float, rerun: list[Trial]) -> SearchOutcome:
         cfg = self.config
@@ -231,6 +243,9 @@ class Search:
             # A resumed search goes on after the rounds it has (a round's arms are stored
             # together, so a round is either in the store whole or not at all).
             first = math.ceil(sum(t.phase == phase for t in self.trials) / cfg.batch_size)
+            if phase == "sobol":
+                self._sobol_phase(first, rounds)
+                continue
             for r in range(first, rounds):
                 t0 = time.perf_counter()
                 arms = propose(cfg.batch_size)
@@ -259,6 +274,47 @@ class Search:
                     break
         wall = time.perf_counter() - start
         return self._finish(wall)
+
+    def _sobol_phase(self, first: int, rounds: int) -> None:
+        """Every Sobol round at once: its arms do not depend on any result.
+
+        The executor gets all ``(rounds - first) x batch_size`` arms together, so a free
+        worker starts the next arm instead of waiting for the slowest arm of its round. The
+        arms and their order are the same as round by round (one Sobol sequence), and the
+        per-round records (hypervolume after each round, for the summary) are computed from
+        the results afterwards. The stopper does not cut the Sobol phase: it is the fixed
+        exploration budget ``r1``.
+        """
+        cfg = self.config
+        if first >= rounds:
+            return
+        t0 = time.perf_counter()
+        arms = self._sobol_round(cfg.batch_size * (rounds - first))
+        t1 = time.perf_counter()
+        if not arms:
+            self._say("[sobol] no candidate left that meets the constraints; phase ends")
+            return
+        groups = [arms[i : i + cfg.batch_size] for i in range(0, len(arms), cfg.batch_size)]
+        labels = {
+            t.index: f"sobol {first + g + 1}/{rounds}" for g, grp in enumerate(groups) for t in grp
+        }
+        self._evaluate_batch(arms, labels)
+        t2 = time.perf_counter()
+        for g, grp in enumerate(groups):
+            last = grp[-1].index
+            done = [t for t in self._completed() if t.index <= last]
+            hv = report.hypervolume(self._values(done), self.ref_point) if done else 0.0
+            self.hv_history.append(hv)
+            self.rounds.append(
+                {
+                    "phase": "sobol",
+                    "round": first + g + 1,
+                    "arms": len(grp),
+                    "propose_seconds": (t1 - t0) / len(groups),
+                    "evaluate_seconds": (t2 - t1) / len(groups),
+                    "hypervolume": hv,
+                }
+            )
 
     def _settings(self, epochs: int) -> EvalSettings:
         return replace(self.config.eval_settings(epochs), keep_trained=self.config.morphisms)
@@ -444,10 +500,15 @@ class Search:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _evaluate_batch(self, trials: Sequence[Trial], label: str) -> None:
-        """Run a round's arms on the executor; record each result as it finishes."""
+    def _evaluate_batch(self, trials: Sequence[Trial], label: str | Mapping[int, str]) -> None:
+        """Run arms on the executor; record each result as it finishes.
+
+        ``label`` heads the progress lines: one for all, or one per trial index.
+        """
+        labels = label if isinstance(label, Mapping) else {t.index: label for t in trials}
         pending: dict[int, Trial] = {}
         for trial in trials:
+            label = labels[trial.index]
             settings = self.settings[trial.phase]
             build_error = self._build_errors.get(key(trial.params))
             if build_error is not None:
@@ -467,9 +528,17 @@ class Search:
                     threads=self.config.threads,
                 )
             )
-        while pending:
-            for index, result in self.executor.poll():
-                self._record(pending.pop(index), self._check_measured(result), label)
+        try:
+            while pending:
+                for index, result in self.executor.poll():
+                    self._record(pending.pop(index), self._check_measured(result), labels[index])
+        except Cancelled:
+            # The arms that never ran (or were cut off) are closed, not left "running".
+            for trial in pending.values():
+                self.store.complete_trial(
+                    trial.id, FAILED, {}, failure_reason="cancelled: the search was cancelled"
+                )
+            raise
 
     def _warm_start(self, trial: Trial) -> WarmStart | None:
         if trial.morph and trial.morph.endswith("(warm start)") and trial.parent is not None:

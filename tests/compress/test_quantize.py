@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -47,6 +50,32 @@ def test_post_model_round_trips_through_torch_export(trained_cnn):
     q = quantize(m, "post", [splits.train.tensors[0][:64]], x[:1])
     back = load_exported(save_exported(q, x[:1]))
     assert torch.equal(back(x[:50]), q(x[:50]))
+
+
+def test_post_model_loads_in_a_process_that_never_quantized(trained_cnn, tmp_path):
+    # With worker processes the search process only loads models: the int8 ops the graph
+    # calls must get registered by load_exported itself.
+    m, splits = trained_cnn
+    x = splits.val.tensors[0]
+    q = quantize(m, "post", [splits.train.tensors[0][:64]], x[:1])
+    (tmp_path / "model.pt2").write_bytes(save_exported(q, x[:1]))
+    torch.save(x[:20], tmp_path / "x.pt")
+    torch.save(q(x[:20]), tmp_path / "y.pt")
+    code = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from sparsemod.compress.quantize import load_exported\n"
+        "assert 'torchao' not in sys.modules\n"
+        "d = Path(sys.argv[1])\n"
+        "m = load_exported((d / 'model.pt2').read_bytes())\n"
+        "assert m.eval() is m and m.train() is m and not m.training\n"
+        "y = m(torch.load(d / 'x.pt'))\n"
+        "assert torch.equal(y, torch.load(d / 'y.pt')), 'outputs differ'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_dynamic_swaps_linear_and_rnn_layers():
