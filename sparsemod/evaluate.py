@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,6 +96,10 @@ class EvalSettings:
             morphed child can start from them; after training for ``snip`` and
             ``dynamic_sparse``, which never train a dense network.
         debug: put the traceback of a failed candidate in its reason.
+        model_front: with ``keep_model``, the Pareto set known when the candidate was
+            submitted, one tuple of ``(objective, value)`` pairs a point: a candidate that
+            one of these points dominates can never join the Pareto set, so its model is
+            not serialised (``torch.export`` of the int8 graph takes most of a second).
     """
 
     epochs: int = 5
@@ -121,6 +125,7 @@ class EvalSettings:
     keep_model: bool = True
     keep_trained: bool = False
     debug: bool = False
+    model_front: tuple[tuple[tuple[str, float], ...], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("epochs", "finetune_epochs", "calibration_batches"):
@@ -369,9 +374,10 @@ def _run(
         if settings.score_test
         else None
     )
+    measured = {"error": 1.0 - acc_val, **costs}
     artifact = (
         _artifact(deployed, model, params, splits, settings, example)
-        if settings.keep_model
+        if settings.keep_model and not _dominated(measured, settings.model_front)
         else None
     )
     return TrialResult(
@@ -390,6 +396,17 @@ def _run(
         trained_state=trained_state,
         **costs,
     )
+
+
+def _dominated(
+    values: Mapping[str, float], front: Sequence[Sequence[tuple[str, float]]]
+) -> bool:
+    """Whether a point of ``front`` is no worse in every objective and better in one."""
+    for point in front:
+        pairs = [(v, float(values[name])) for name, v in point]
+        if all(p <= x for p, x in pairs) and any(p < x for p, x in pairs):
+            return True
+    return False
 
 
 def _compress(

@@ -20,7 +20,7 @@ import multiprocessing as mp
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -157,16 +157,18 @@ def _run_in_worker(task: Task) -> TrialResult:
 
 
 def _with_device(settings: EvalSettings, device: str) -> EvalSettings:
-    from dataclasses import replace
-
     return replace(settings, device=device)
 
 
 class ProcessExecutor(Executor):
     """A pool of local worker processes (each trial runs with its task's torch threads).
 
-    A worker that dies (killed, out of memory) fails the tasks it held; the pool is
-    started again for the rest.
+    A worker that dies (killed, out of memory, a crash in native code) breaks the whole
+    pool, and the pool cannot say which task the dead worker held. The tasks it held are
+    then run again one at a time on a fresh pool (tasks submitted meanwhile wait): a task
+    whose worker dies while it runs alone fails, with the reason; the others complete, and
+    their history starts with a ``retry`` row. So a trial that kills its worker fails, and
+    the trials that merely shared the pool with it do not.
     """
 
     def __init__(self, problem: Problem, ref: str, workers: int) -> None:
@@ -177,6 +179,9 @@ class ProcessExecutor(Executor):
         self.ref = ref
         self._pool = self._new_pool()
         self._futures: dict[cf.Future, Task] = {}
+        self._suspects: list[Task] = []  # lost with a broken pool: to run again, alone
+        self._held: list[Task] = []  # submitted while suspects run
+        self._retried: dict[int, str] = {}  # task key -> how its first run was lost
 
     def prepare(self, seed: int) -> None:
         # One warm-up per worker: each makes the pool spawn a process. Its outcome is not
@@ -195,36 +200,76 @@ class ProcessExecutor(Executor):
         )
 
     def submit(self, task: Task) -> None:
-        self._futures[self._pool.submit(_run_in_worker, task)] = task
+        if self._suspects or self._retried_in_flight():
+            self._held.append(task)
+        else:
+            self._futures[self._pool.submit(_run_in_worker, task)] = task
+
+    def _retried_in_flight(self) -> bool:
+        return any(t.key in self._retried for t in self._futures.values())
+
+    def _feed(self) -> None:
+        """Start what may start: one suspect at a time, else everything held."""
+        if self._suspects:
+            if not self._futures:
+                task = self._suspects.pop(0)
+                self._futures[self._pool.submit(_run_in_worker, task)] = task
+            return
+        if not self._retried_in_flight():
+            held, self._held = self._held, []
+            for task in held:
+                self.submit(task)
 
     def poll(self) -> list[tuple[int, TrialResult]]:
-        if not self._futures:
-            return []
+        out: list[tuple[int, TrialResult]] = []
+        while not out:
+            self._feed()
+            if not self._futures:
+                return out
+            out = self._wait()
+        return out
+
+    def _wait(self) -> list[tuple[int, TrialResult]]:
+        alone = len(self._futures) == 1
         done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
         out = []
-        broken = False
+        lost: list[tuple[Task, str]] = []
         for fut in done:
             task = self._futures.pop(fut)
             try:
-                out.append((task.key, fut.result()))
+                out.append((task.key, self._note_retry(task, fut.result())))
             except cf.process.BrokenProcessPool as exc:
-                broken = True
-                out.append((task.key, _failed(task, f"worker process died: {exc}")))
+                lost.append((task, f"worker process died: {exc}"))
             except Exception as exc:  # an error inside evaluate: the trial fails, with why
                 reason = "".join(traceback.format_exception_only(exc)).strip()
                 out.append((task.key, _failed(task, f"error in worker: {reason}")))
-        if broken:
-            # Every task the dead pool held fails with it; later tasks get a fresh pool.
-            for fut, task in list(self._futures.items()):
-                self._futures.pop(fut)
-                out.append((task.key, _failed(task, "worker process died: the pool broke")))
+        if lost:
+            # The whole pool is gone with the dead worker: everything it held is lost.
+            lost += [(t, "worker process died: the pool broke") for t in self._futures.values()]
+            self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
+            for task, reason in lost:
+                if alone:
+                    why = f"{reason} (it ran alone in the pool, so this trial killed its worker)"
+                    out.append((task.key, _failed(task, why)))
+                else:
+                    self._retried.setdefault(task.key, reason)
+                    self._suspects.append(task)
         return out
+
+    def _note_retry(self, task: Task, result: TrialResult) -> TrialResult:
+        reason = self._retried.pop(task.key, None)
+        if reason is None:
+            return result
+        row = {"stage": "retry", "epoch": 0, "reason": f"first run lost: {reason}"}
+        return replace(result, history=(row, *result.history))
 
     def stop(self) -> None:
         # Not waiting: the workers exit on their own (tearing torch down takes them ~2 s),
         # and nothing they hold is needed any more.
+        self._held.clear()
+        self._suspects.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

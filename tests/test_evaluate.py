@@ -71,6 +71,26 @@ def test_same_seed_same_result_and_test_split_untouched_unless_asked(cnn):
     assert a.accuracy_test is None
 
 
+def test_a_candidate_the_front_dominates_keeps_no_model(cnn, reference_result):
+    problem, data = cnn
+    r = reference_result
+    params = dict(problem.space.reference, keep_ratio=0.5)
+    objectives = ("error", "model_size_bytes", "working_memory_bytes")
+
+    def run(*points):
+        front = tuple(tuple(zip(objectives, p)) for p in points)
+        settings = EvalSettings(epochs=5, quant_scheme="post", seed=0, model_front=front)
+        return evaluate(problem, params, settings, data)
+
+    mine = (r.error, r.model_size_bytes, r.working_memory_bytes)
+    # better in size only, equal in the rest: dominates -> no model, same numbers
+    dominated = run((1.0, 1e9, 1e9), (r.error, r.model_size_bytes - 1, r.working_memory_bytes))
+    assert dominated.model is None and dominated.error == r.error
+    # an equal point, and points better in one objective but worse in another: kept
+    kept = run(mine, (0.0, 1e9, 1.0), (r.error - 0.01, r.model_size_bytes + 1, 0.0))
+    assert kept.model is not None and kept.model.format == "exported"
+
+
 def test_a_network_that_cannot_build_is_a_failed_trial_with_its_reason(cnn):
     problem, data = cnn
     params = dict(problem.space.reference, num_blocks=3, b3_pool="max")

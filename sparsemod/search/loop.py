@@ -506,10 +506,15 @@ class Search:
         ``label`` heads the progress lines: one for all, or one per trial index.
         """
         labels = label if isinstance(label, Mapping) else {t.index: label for t in trials}
+        # A candidate the current front dominates will never be a Pareto member, and only
+        # Pareto members keep their model: the evaluator skips serialising it.
+        front = tuple(
+            tuple((o, t.value(o)) for o in self.objectives) for t in self._pareto_trials()
+        )
         pending: dict[int, Trial] = {}
         for trial in trials:
             label = labels[trial.index]
-            settings = self.settings[trial.phase]
+            settings = replace(self.settings[trial.phase], model_front=front)
             build_error = self._build_errors.get(key(trial.params))
             if build_error is not None:
                 failed = TrialResult(

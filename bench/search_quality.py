@@ -1,0 +1,459 @@
+"""Search quality per trained candidate: sparsemod against the searches a user would pick.
+
+On the digits CNN problem with three objectives (validation error, model size, working
+memory, all measured on the pruned int8 network), every method gets the same evaluator
+(:func:`sparsemod.evaluate.evaluate` with the same settings), the same epochs, the same
+budget of evaluated candidates and the same seeds; only the search differs:
+
+* ``sparsemod``: Sobol, GP rounds (qLogEHVI over a pool with exact costs), morphisms;
+* ``sparsemod_no_morph``: Sobol, then the GP rounds alone;
+* ``optuna_tpe``: Optuna's ``TPESampler`` (its multi-objective default);
+* ``optuna_nsga2``: ``NSGAIISampler`` with a population of 10 (the default 50 would leave
+  all 40 trials in the random first generation);
+* ``optuna_gp``: ``GPSampler`` (log expected hypervolume improvement);
+* ``random``: Optuna's ``RandomSampler``.
+
+Hypervolume (BoTorch) uses one reference point for everyone, under two normalisations:
+``linear`` divides size and memory by their maximum over the space (error stays in
+[0, 1]); ``log`` maps size and memory to ``log(x / lo) / log(hi / lo)`` over the space's
+range, because a linear scale squeezes the small networks, the ones that matter on a
+microcontroller, into a thin slab. The maximum (and minimum) over the space are read from
+the predicted costs of Sobol points of the space (exact for layerwise pruning).
+
+    python bench/search_quality.py                  # 5 seeds x 6 methods x 40 candidates
+    python bench/search_quality.py --seeds 0 1 2 --jobs 2
+    python bench/search_quality.py --quick          # smoke run: 1 seed, 8 candidates, 1 epoch
+
+Writes results/bench/search_quality.md, search_quality.png and one JSON per run under
+results/bench/search_quality/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import io
+import json
+import math
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = (
+    "sparsemod",
+    "sparsemod_no_morph",
+    "optuna_tpe",
+    "optuna_nsga2",
+    "optuna_gp",
+    "random",
+)
+OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes")
+PROBLEM = "digits_cnn"
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
+    """The [TRAIN] settings every method shares; sparsemod's rounds split the budget.
+
+    sparsemod takes config.ini's split of its budget: a quarter Sobol, half GP, a quarter
+    morphisms (``sparsemod_no_morph``: a quarter Sobol, the rest GP), two arms a round.
+    No hard limits (the benchmark compares fronts over the whole space); the stopper is off
+    (a fixed budget); every phase trains ``epochs``.
+    """
+    from sparsemod.config import TrainConfig
+
+    batch = 2
+    rounds = max(budget // batch, 2)
+    r1 = max(1, round(rounds / 4))
+    r3 = max(1, round(rounds / 4)) if method == "sparsemod" else 0
+    r2 = rounds - r1 - r3
+    return TrainConfig(
+        name=f"{method}_{seed}",
+        root=str(root),
+        problem=PROBLEM,
+        r1=r1,
+        r2=r2,
+        r3=r3,
+        epochs1=epochs,
+        epochs2=epochs,
+        epochs3=epochs,
+        batch_size=batch,
+        objectives=3,
+        quant_scheme="post",
+        pruning=True,
+        prune_method="magnitude_layerwise",
+        morphisms=method == "sparsemod",
+        seed=seed,
+        device="cpu",
+        tolerance=0.0,
+    )
+
+
+def space_range(samples: int) -> dict[str, tuple[float, float]]:
+    """(lowest, highest) predicted size and memory over ``samples`` Sobol points."""
+    from sparsemod.evaluate import predict_costs
+    from sparsemod.problems import get_problem
+    from sparsemod.search.encoding import Encoder
+
+    problem = get_problem(PROBLEM)
+    data = problem.load(0)
+    settings = train_config("random", 0, 40, 1, ROOT).eval_settings(1)
+    found: dict[str, list[float]] = {o: [] for o in OBJECTIVES[1:]}
+    for params in Encoder(problem.space).sample(samples, seed=20260)[:samples]:
+        try:
+            costs = predict_costs(
+                problem, params, settings, tuple(data.input_shape), data.num_classes
+            )
+        except Exception:  # noqa: BLE001 - a point that does not build has no cost
+            continue
+        for o in found:
+            found[o].append(costs[o])
+    return {o: (min(v), max(v)) for o, v in found.items()}
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def run_one(method: str, seed: int, budget: int, epochs: int, root: str) -> dict[str, Any]:
+    """One search; returns its trials' objective values in trial order and its timings."""
+    import torch
+
+    torch.set_num_threads(1)  # as the search's trials: one thread each, two runs at once
+    start = time.perf_counter()
+    if method.startswith("sparsemod"):
+        out = _run_sparsemod(method, seed, budget, epochs, Path(root))
+    else:
+        out = _run_optuna(method, seed, budget, epochs, Path(root))
+    out.update(method=method, seed=seed, wall_s=time.perf_counter() - start)
+    path = Path(root) / f"{method}_{seed}.json"
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _run_sparsemod(method: str, seed: int, budget: int, epochs: int, root: Path) -> dict:
+    from sparsemod.search import Search
+    from sparsemod.store import Store
+
+    cfg = train_config(method, seed, budget, epochs, root / "runs")
+    outcome = Search(cfg, out=io.StringIO(), store=Store("sqlite://")).run()
+    rows = [
+        {
+            "status": t.status,
+            "phase": t.phase,
+            "params": t.params,
+            **{o: _num(getattr(t.result, o, None)) for o in OBJECTIVES},
+        }
+        for t in outcome.trials
+    ]
+    return {"trials": rows, "optimizer_s": outcome.generation_seconds}
+
+
+def _run_optuna(method: str, seed: int, budget: int, epochs: int, root: Path) -> dict:
+    import optuna
+
+    from sparsemod.evaluate import COMPLETED, evaluate
+    from sparsemod.problems import get_problem
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    samplers = {
+        "optuna_tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "optuna_nsga2": lambda: optuna.samplers.NSGAIISampler(population_size=10, seed=seed),
+        "optuna_gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    cfg = train_config(method, seed, budget, epochs, root / "runs")
+    # The search's own settings for its candidates, without the model bytes (nobody here
+    # stores models; serialising them would only cost time).
+    settings = replace(cfg.eval_settings(epochs), keep_model=False)
+    problem = get_problem(PROBLEM)
+    data = problem.load(seed)
+    study = optuna.create_study(directions=["minimize"] * 3, sampler=samplers[method]())
+    rows, optimizer_s = [], 0.0
+    for _ in range(budget):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        params = _suggest(trial, problem.space)
+        optimizer_s += time.perf_counter() - t0
+        result = evaluate(problem, params, settings, data)
+        values = [_num(getattr(result, o, None)) for o in OBJECTIVES]
+        t0 = time.perf_counter()
+        if result.status == COMPLETED:
+            study.tell(trial, values)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        optimizer_s += time.perf_counter() - t0
+        rows.append(
+            {
+                "status": result.status,
+                "phase": method,
+                "params": params,
+                **dict(zip(OBJECTIVES, values)),
+            }
+        )
+    return {"trials": rows, "optimizer_s": optimizer_s}
+
+
+def _suggest(trial: Any, space: Any) -> dict[str, Any]:
+    from sparsemod.space import ChoiceParam, FixedParam, FloatParam, IntParam
+
+    params: dict[str, Any] = {}
+    for p in space.parameters:
+        if isinstance(p, IntParam):
+            params[p.name] = trial.suggest_int(p.name, p.low, p.high, log=p.log)
+        elif isinstance(p, FloatParam):
+            params[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+        elif isinstance(p, ChoiceParam):
+            params[p.name] = trial.suggest_categorical(p.name, list(p.values))
+        elif isinstance(p, FixedParam):
+            params[p.name] = p.value
+    return params
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def normalise(values: np.ndarray, kind: str, ranges: dict) -> np.ndarray:
+    """Objective values mapped so that the common reference point is (1, 1, 1)."""
+    out = np.array(values, dtype=float, copy=True)
+    for j, o in enumerate(OBJECTIVES[1:], start=1):
+        lo, hi = ranges[o]
+        if kind == "linear":
+            out[:, j] = out[:, j] / hi
+        else:  # log: the space's range onto [0, 1]; below the lowest seen counts as 0
+            out[:, j] = np.clip(np.log(out[:, j] / lo) / math.log(hi / lo), 0.0, None)
+    return out
+
+
+def score(runs: list[dict], ranges: dict) -> dict[str, Any]:
+    from sparsemod import report
+
+    kinds = ("linear", "log")
+    for run in runs:
+        values = np.array([[t[o] for o in OBJECTIVES] for t in run["trials"]], dtype=float)
+        run["values"] = values
+        for kind in kinds:
+            run[f"hv_{kind}"] = report.hypervolume_trace(normalise(values, kind, ranges), [1, 1, 1])
+    every = np.concatenate([r["values"] for r in runs])
+    owner = [r["method"] for r in runs for _ in r["trials"]]
+    mask = report.pareto_mask(every)
+    front = every[mask]
+    best = {kind: report.hypervolume(normalise(front, kind, ranges), [1, 1, 1]) for kind in kinds}
+    share: dict[str, float] = {}
+    for method in {r["method"] for r in runs}:
+        mine = np.array([o == method for o in owner])
+        # A front point found by several methods (the same values) counts for each.
+        got = {tuple(v) for v in every[mask & mine]}
+        share[method] = len(got) / len({tuple(v) for v in front})
+    return {"best": best, "share": share, "front_size": len({tuple(v) for v in front})}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def table(runs: list[dict], scored: dict, methods: list[str], seeds: list[int]) -> str:
+    lines = []
+    for kind in ("linear", "log"):
+        best = scored["best"][kind]
+        lines += [
+            f"### Hypervolume, {kind} normalisation (best-known front: {best:.4f})",
+            "",
+            "| method | median HV | min - max | % of best-known | HV at 10 / 20 trials "
+            "| trials (completed) | front share | optimizer s / trial | wall s / run |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m in methods:
+            mine = [r for r in runs if r["method"] == m]
+            if not mine:
+                continue
+            hv = [r[f"hv_{kind}"][-1] for r in mine]
+            n = statistics.median(len(r["trials"]) for r in mine)
+            done = statistics.median(
+                sum(t["status"] == "completed" for t in r["trials"]) for r in mine
+            )
+            opt = statistics.median(r["optimizer_s"] / max(len(r["trials"]), 1) for r in mine)
+            wall = statistics.median(r["wall_s"] for r in mine)
+            early = " / ".join(
+                f"{statistics.median(r[f'hv_{kind}'][k - 1] for r in mine):.3f}"
+                if all(len(r[f"hv_{kind}"]) >= k for r in mine)
+                else "-"
+                for k in (10, 20)
+            )
+            lines.append(
+                f"| {m} | {statistics.median(hv):.4f} | {min(hv):.4f} - {max(hv):.4f} | "
+                f"{100 * statistics.median(hv) / best:.1f} % | {early} | {n:.0f} ({done:.0f}) | "
+                f"{100 * scored['share'][m]:.0f} % | {opt:.2f} | {wall:.0f} |"
+            )
+        lines += ["", comparison(runs, kind, methods, seeds), ""]
+    return "\n".join(lines)
+
+
+def comparison(runs: list[dict], kind: str, methods: list[str], seeds: list[int]) -> str:
+    """sparsemod against each peer: median ratio, seeds won, and whether beyond seed noise.
+
+    A difference counts as beyond seed noise when the two methods' ranges over the seeds
+    do not overlap (every seed of one above every seed of the other).
+    """
+    final = {(r["method"], r["seed"]): r[f"hv_{kind}"][-1] for r in runs if r[f"hv_{kind}"]}
+    ours = "sparsemod"
+    peers = [m for m in methods if m != ours]
+    if not any(k[0] == ours for k in final):
+        return ""
+    lines = [
+        f"sparsemod against each method ({kind}):",
+        "",
+        "| method | sparsemod / method (median HV) | seeds sparsemod ahead | beyond seed noise |",
+        "|---|---|---|---|",
+    ]
+    mine = [final[ours, s] for s in seeds if (ours, s) in final]
+    for m in peers:
+        theirs = [final[m, s] for s in seeds if (m, s) in final]
+        if not theirs:
+            continue
+        ahead = sum(final[ours, s] > final[m, s] for s in seeds if (m, s) in final)
+        beyond = (
+            f"n/a ({len(theirs)} seed(s); needs 3)"
+            if min(len(mine), len(theirs)) < 3
+            else "yes, ahead"
+            if min(mine) > max(theirs)
+            else "yes, behind"
+            if max(mine) < min(theirs)
+            else "no (ranges overlap)"
+        )
+        ratio = statistics.median(mine) / statistics.median(theirs)
+        lines.append(f"| {m} | {ratio:.3f} | {ahead} / {len(theirs)} | {beyond} |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], scored: dict, methods: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, kind in zip(axes, ("linear", "log")):
+        for m in methods:
+            traces = [r[f"hv_{kind}"] for r in runs if r["method"] == m]
+            if not traces:
+                continue
+            n = min(len(t) for t in traces)
+            arr = np.array([t[:n] for t in traces])
+            x = np.arange(1, n + 1)
+            (line,) = ax.plot(x, np.median(arr, axis=0), label=m)
+            ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), alpha=0.12, color=line.get_color())
+        ax.axhline(scored["best"][kind], color="black", ls="--", lw=1, label="best-known front")
+        ax.set_title(f"hypervolume, {kind} size / memory (median, min-max over seeds)")
+        ax.set_xlabel("evaluated candidates")
+        ax.set_ylabel("hypervolume")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--budget", type=int, default=40, help="evaluated candidates per run")
+    ap.add_argument("--epochs", type=int, default=4, help="training epochs per candidate")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
+    ap.add_argument("--samples", type=int, default=512, help="Sobol points for the ranges")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--quick", action="store_true", help="1 seed, 8 candidates, 1 epoch")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="score and plot the runs already under --out (same --methods / --seeds)",
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.budget, args.epochs, args.samples = [0], 8, 1, 64
+    if args.budget < 4:
+        ap.error(f"--budget {args.budget}: at least 4 candidates (two rounds of two)")
+    run_dir = args.out / "search_quality"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    ranges = space_range(args.samples)
+    print(f"space range over {args.samples} Sobol points: {ranges}", file=sys.stderr)
+    # Seed by seed, so a run cut short still has whole seeds for every method.
+    jobs = [(m, s) for s in args.seeds for m in args.methods]
+    runs: list[dict] = []
+    if args.report_only:
+        jobs = []
+        for m, s in [(m, s) for s in args.seeds for m in args.methods]:
+            path = run_dir / f"{m}_{s}.json"
+            if not path.exists():
+                ap.error(f"--report-only: {path} is missing; run without --report-only first")
+            runs.append(json.loads(path.read_text()))
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(run_one, m, s, args.budget, args.epochs, str(run_dir)): (m, s)
+            for m, s in jobs
+        }
+        for fut in cf.as_completed(futures):
+            m, s = futures[fut]
+            run = fut.result()
+            runs.append(run)
+            print(
+                f"{m} seed {s}: {len(run['trials'])} trials, {run['wall_s']:.0f} s, "
+                f"optimizer {run['optimizer_s']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    scored = score(runs, ranges)
+    elapsed = time.perf_counter() - start
+    head = [
+        f"## Search quality, {date.today().isoformat()}",
+        "",
+        f"Machine: {platform.machine()}, {mp.cpu_count()} cores, "
+        f"{'GPU' if _has_gpu() else 'no GPU'}, Python {platform.python_version()}. "
+        f"Problem {PROBLEM}, objectives {', '.join(OBJECTIVES)}; {args.budget} candidates "
+        f"per run, {args.epochs} epochs each, seeds {args.seeds}, {args.jobs} runs at once; "
+        + (
+            f"runs read back from {run_dir} (not re-run)."
+            if args.report_only
+            else f"{elapsed / 60:.1f} min in all."
+        ),
+        "Command: `" + " ".join(["python bench/search_quality.py", *(argv or sys.argv[1:])]) + "`",
+        "",
+        f"Space range (predicted, {args.samples} Sobol points): "
+        + ", ".join(f"{o} {lo:.0f} - {hi:.0f}" for o, (lo, hi) in ranges.items())
+        + f". Best-known front: {scored['front_size']} points (union of every run).",
+        "",
+        "",
+    ]
+    text = "\n".join(head) + table(runs, scored, list(args.methods), args.seeds)
+    print(text)
+    (args.out / "search_quality.md").write_text(text + "\n")
+    plot(runs, scored, list(args.methods), args.out / "search_quality.png")
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    main()
