@@ -398,9 +398,7 @@ def _run(
     )
 
 
-def _dominated(
-    values: Mapping[str, float], front: Sequence[Sequence[tuple[str, float]]]
-) -> bool:
+def _dominated(values: Mapping[str, float], front: Sequence[Sequence[tuple[str, float]]]) -> bool:
     """Whether a point of ``front`` is no worse in every objective and better in one."""
     for point in front:
         pairs = [(v, float(values[name])) for name, v in point]
