@@ -7,6 +7,7 @@ budget of evaluated candidates and the same seeds; only the search differs:
 
 * ``sparsemod``: Sobol, GP rounds (qLogEHVI over a pool with exact costs), morphisms;
 * ``sparsemod_no_morph``: Sobol, then the GP rounds alone;
+* ``sparsemod_log``: sparsemod with ``cost_scale = log`` (opt-in, not the default);
 * ``optuna_tpe``: Optuna's ``TPESampler`` (its multi-objective default);
 * ``optuna_nsga2``: ``NSGAIISampler`` with a population of 10 (the default 50 would leave
   all 40 trials in the random first generation);
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = (
     "sparsemod",
     "sparsemod_no_morph",
+    "sparsemod_log",
     "optuna_tpe",
     "optuna_nsga2",
     "optuna_gp",
@@ -76,7 +78,8 @@ def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
     batch = 2
     rounds = max(budget // batch, 2)
     r1 = max(1, round(rounds / 4))
-    r3 = max(1, round(rounds / 4)) if method == "sparsemod" else 0
+    morphisms = method in ("sparsemod", "sparsemod_log")
+    r3 = max(1, round(rounds / 4)) if morphisms else 0
     r2 = rounds - r1 - r3
     return TrainConfig(
         name=f"{method}_{seed}",
@@ -93,7 +96,8 @@ def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
         quant_scheme="post",
         pruning=True,
         prune_method="magnitude_layerwise",
-        morphisms=method == "sparsemod",
+        morphisms=morphisms,
+        cost_scale="log" if method == "sparsemod_log" else "linear",
         seed=seed,
         device="cpu",
         tolerance=0.0,

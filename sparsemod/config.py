@@ -47,6 +47,10 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
   generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)
   num_candidates    size of the GP phase's candidate pool, >= 8 (default 256)
+  cost_scale        how the pool acquisition weighs size / memory / latency: linear
+                    (hypervolume of cost / reference) or log (of log-cost over the space's
+                    range, so 1 KB against 4 KB counts as much as 64 KB against 256 KB)
+                    (default linear)
   executor          sequential, processes (a local pool) or ray (default sequential)
   workers           trials evaluated at once by processes / ray, >= 1 (default 1)
   threads           torch threads a trial trains with, >= 1; the same in every executor,
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
+COST_SCALES = ("linear", "log")
 EXECUTORS = ("sequential", "processes", "ray")
 SECTIONS = ("DEFAULT", "TRAIN", "TEST")
 
@@ -354,6 +359,7 @@ _SPECS: dict[str, _Spec] = {
     "ref_point": _Spec(_parse_ref_point, _check_ref_point),
     "generator": _choice(GENERATORS),
     "num_candidates": _integer(8),
+    "cost_scale": _choice(COST_SCALES),
     "imp_rate": _optional(_parse_float, "a share of weights", _is_real),
     "imp_rounds": _integer(0),
     "rewind_epoch": _integer(0),
@@ -456,6 +462,7 @@ class TrainConfig:
     ref_point: tuple[float, ...] | None = None
     generator: str = "pool"
     num_candidates: int = 256
+    cost_scale: str = "linear"
     executor: str = "sequential"
     workers: int = 1
     threads: int = 1

@@ -98,6 +98,7 @@ def test_quick_run_compares_every_method_on_the_same_budget(tmp_path):
     for method in (
         "sparsemod",
         "sparsemod_no_morph",
+        "sparsemod_log",
         "optuna_tpe",
         "optuna_nsga2",
         "optuna_gp",
@@ -122,5 +123,5 @@ def test_quick_run_compares_every_method_on_the_same_budget(tmp_path):
         for line in table.splitlines()
         if line.startswith("| ") and line.split("|")[2].strip()[:1].isdigit() and "%" in line
     ]
-    assert len(medians) == 12 and all(0 <= m <= max(best) + 1e-9 for m in medians)
+    assert len(medians) == 14 and all(0 <= m <= max(best) + 1e-9 for m in medians)
     assert not any(math.isnan(m) for m in medians)

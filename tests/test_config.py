@@ -55,6 +55,7 @@ patience = 3
 ref_point = 1.0, 50KB, 8 KiB, 10ms
 generator = ax
 num_candidates = 64
+cost_scale = Log
 
 [TEST]
 name = tiny-cnn
@@ -115,6 +116,7 @@ def test_full_ini_parses_into_exact_values(tmp_path):
             ref_point=(1.0, 51200.0, 8192.0, 0.01),
             generator="ax",
             num_candidates=64,
+            cost_scale="log",
         ),
         test_config=config.TestConfig(
             name="tiny-cnn",
@@ -353,6 +355,7 @@ TRAIN_HEAD = "[DEFAULT]\ntrain = true\n[TRAIN]\n"
             r"\[TRAIN\] quant_scheme: 'int4' is not one of post, dynamic, both, none$",
         ),
         ("generator = random", r"\[TRAIN\] generator: 'random' is not one of pool, ax$"),
+        ("cost_scale = cubic", r"\[TRAIN\] cost_scale: 'cubic' is not one of linear, log$"),
         ("debug = maybe", r"\[TRAIN\] debug: 'maybe' is not a boolean \(allowed: true, false"),
         (
             "keep_ratio = 0",

@@ -3,7 +3,7 @@
 The costs of a candidate (size, working memory, latency) are exact functions of its
 parameters, computed before training. So the model is a ``ModelList`` of a
 ``SingleTaskGP`` for the error and a ``GenericDeterministicModel`` that looks the exact
-costs up; the acquisition is qLogNEHVI over all objectives; and ``optimize_acqf_discrete``
+costs up; the acquisition is qLogEHVI over all objectives; and ``optimize_acqf_discrete``
 picks a joint batch of ``q`` arms (sequential greedy with fantasies) from the candidates.
 Nothing here knows about Ax.
 """
@@ -46,9 +46,10 @@ def select(
     Args:
         train_x: (n, d) encoded parameters of the completed trials.
         train_error: (n,) their measured error.
-        train_costs: (n, k) their measured costs, already divided by the reference point.
+        train_costs: (n, k) their measured costs, scaled so the reference point is 1
+            (divided by it, or on the search's log scale).
         cand_x: (m, d) encoded candidates.
-        cand_costs: (m, k) their exact predicted costs, divided by the reference point.
+        cand_costs: (m, k) their exact predicted costs, scaled the same way.
         ref_point: the error's reference value (costs are normalised to 1).
         q: arms to choose (fewer when there are fewer candidates).
         seed: seeds the quasi-Monte-Carlo sampler.

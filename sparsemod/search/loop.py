@@ -398,16 +398,14 @@ class Search:
         ref = self.ref_point
         train_x = self.encoder.encode_many([t.params for t in done])
         train_err = torch.tensor([t.value("error") for t in done], dtype=torch.float64)
+        scale = self._cost_scale()
         train_c = torch.tensor(
-            [[t.value(c) / r for c, r in zip(self.costs, ref[1:])] for t in done],
+            [[scale(c, t.value(c)) for c in self.costs] for t in done],
             dtype=torch.float64,
         ).reshape(len(done), len(self.costs))
         cand_x = self.encoder.encode_many(candidates)
         cand_c = torch.tensor(
-            [
-                [self._predicted[key(p)][c] / r for c, r in zip(self.costs, ref[1:])]
-                for p in candidates
-            ],
+            [[scale(c, self._predicted[key(p)][c]) for c in self.costs] for p in candidates],
             dtype=torch.float64,
         ).reshape(len(candidates), len(self.costs))
         idx = select(
@@ -421,6 +419,34 @@ class Search:
             seed=self.config.seed + len(self.trials),
         )
         return [candidates[i] for i in idx]
+
+    def _cost_scale(self) -> Callable[[str, float], float]:
+        """Each cost mapped so that its reference value is 1, as the acquisition sees it.
+
+        ``linear``: cost / reference. ``log``: log(cost / floor) / log(reference / floor),
+        floor = half the smallest value over the 64 Sobol points of the reference point
+        (fixed for the search, the same after a resume); below the floor counts as 0.
+        """
+        refs = dict(zip(self.costs, self.ref_point[1:]))
+        if self.config.cost_scale == "linear":
+            return lambda name, value: value / refs[name]
+        if not hasattr(self, "_floors"):
+            sample = [
+                self._predict(p, self.settings["sobol"])
+                for p in self.encoder.sample(64, self.config.seed + 7)
+            ]
+            found = [s for s in sample if s is not None]
+            self._floors = {
+                c: 0.5 * max(min(s[c] for s in found), 1e-12) if found else refs[c] * 1e-3
+                for c in self.costs
+            }
+        floors = self._floors
+
+        def log_scale(name: str, value: float) -> float:
+            lo = min(floors[name], 0.5 * refs[name])
+            return max(0.0, math.log(max(value, 1e-300) / lo) / math.log(refs[name] / lo))
+
+        return log_scale
 
     # ------------------------------------------------------------------ feasibility
 

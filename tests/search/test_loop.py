@@ -183,3 +183,33 @@ def test_a_cancelled_search_stops_between_trials(tmp_path):
     assert found.status == "cancelled"
     assert 1 <= store.count_trials(found.id, "completed") < 10
     assert store.count_trials(found.id, "running") <= 1
+
+
+def test_cost_scale_maps_the_reference_to_one_and_log_spreads_small_costs():
+    problem = get_problem("digits_cnn")
+    linear = Search(TrainConfig(**TINY), problem, out=io.StringIO())
+    linear.ref_point = [1.0, 1000.0, 100.0]
+    scale = linear._cost_scale()
+    assert scale("model_size_bytes", 500.0) == pytest.approx(0.5)
+    assert scale("working_memory_bytes", 100.0) == pytest.approx(1.0)
+    log = Search(TrainConfig(**TINY, cost_scale="log"), problem, out=io.StringIO())
+    log.ref_point = [1.0, 1000.0, 100.0]
+    log._floors = {"model_size_bytes": 10.0, "working_memory_bytes": 1.0}
+    scale = log._cost_scale()
+    # log(x / floor) / log(ref / floor): the floor is 0, the reference 1, the geometric
+    # midpoint 0.5; below the floor counts as 0
+    assert scale("model_size_bytes", 10.0) == pytest.approx(0.0)
+    assert scale("model_size_bytes", 100.0) == pytest.approx(0.5)
+    assert scale("model_size_bytes", 1000.0) == pytest.approx(1.0)
+    assert scale("model_size_bytes", 2.0) == 0.0
+    assert scale("working_memory_bytes", 10.0) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_a_log_cost_search_runs_its_gp_rounds(tmp_path):
+    cfg = TrainConfig(
+        name="log", root=str(tmp_path), **dict(TINY, r1=1, r2=1, r3=0), cost_scale="log"
+    )
+    outcome = Search(cfg, get_problem("digits_cnn"), out=io.StringIO()).run()
+    assert [t.phase for t in outcome.trials] == ["sobol"] * 2 + ["gp"] * 2
+    assert all(t.status == "completed" for t in outcome.trials)
