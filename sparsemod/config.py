@@ -41,8 +41,9 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   max_model_size    hard limit on model size, e.g. 2KB (default none)
   max_working_memory  hard limit on working memory, e.g. 8KiB (default none)
   max_latency       hard limit on latency, e.g. 10ms (default none)
-  tolerance         end a phase when the hypervolume gains less than this over
-                    `patience` rounds; 0 disables (default 0)
+  tolerance         end the GP or morphism phase when the hypervolume gains less than
+                    this over `patience` rounds (Sobol always runs r1 rounds); 0 disables
+                    (default 0)
   patience          rounds the tolerance is measured over, >= 1 (default 2)
   ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
   generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)

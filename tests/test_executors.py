@@ -70,7 +70,7 @@ def test_ray_gives_the_sequential_results(tmp_path, sequential):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_costs_a_retry_and_the_search_goes_on(tmp_path):
+def test_a_killed_worker_retries_or_fails_its_trials_and_the_search_goes_on(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'k.db'}")
     cfg = TrainConfig(name="kill", root=str(tmp_path), executor="processes", workers=2, **TINY)
     search = Search(cfg, get_problem("digits_cnn"), out=io.StringIO(), store=store)
