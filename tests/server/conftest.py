@@ -127,7 +127,15 @@ def seed(store: Store) -> Seeded:
     store.complete_trial(tid, "failed", {}, failure_reason="BuildError: too small")
     ids.append(tid)
     store.set_search_status(sid, "done")
-    assert hashlib.sha256(model).hexdigest()
+    # The read tests compare answers with ``model``: it must be what the store holds.
+    for tid in ids[:2]:
+        stored = store.get_model(tid)
+        assert (stored.data, stored.sha256, stored.format) == (
+            model,
+            hashlib.sha256(model).hexdigest(),
+            "state_dict",
+        ), stored
+    assert not store.get_trial(ids[2]).has_model
     return Seeded(sid, ids, model)
 
 
