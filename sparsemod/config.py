@@ -28,12 +28,12 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   keep_ratio        share of weights kept, in (0, 1], when the space has none (default 0.5)
   finetune_epochs   epochs of training after pruning, >= 0 (default 1)
   train_batch_size  SGD batch size, >= 1 (default 64)
-  imp_rate          imp: share of the remaining weights pruned a round (default 0.2)
+  imp_rate          imp: share of the remaining weights pruned a round, in (0, 1) (default 0.2)
   imp_rounds        imp: rounds to reach keep_ratio, 0 = as the rate needs (default 0)
   rewind_epoch      imp: epoch the survivors rewind to, 0 = initialisation (default 0)
   snip_batches      snip: batches the connection sensitivity is summed over (default 4)
   dst_interval      dynamic_sparse: steps between updates, 0 = once an epoch (default 0)
-  dst_drop_fraction dynamic_sparse: share dropped and regrown an update (default 0.3)
+  dst_drop_fraction dynamic_sparse: share dropped and regrown an update, in [0, 1) (default 0.3)
   dst_regrow        dynamic_sparse: random (SET) or gradient (RigL) (default random)
   splitter          the problem splits sequences (default false)
   seed              seed of the search and of every trial, >= 0 (default 0)
@@ -229,6 +229,38 @@ def _real(lo: float, hi: float | None, allowed: str) -> _Spec:
     return _Spec(lambda text, _: float(text), check)
 
 
+def _share(*, zero: bool, optional: bool = False) -> _Spec:
+    # A share strictly below 1: imp_rate (0, 1), dst_drop_fraction [0, 1). Pruning all
+    # remaining weights in one round, or dropping every active weight, leaves no network.
+    allowed = ("[0, 1)" if zero else "(0, 1)") + (", or none" if optional else "")
+
+    def check(v: Any) -> str | None:
+        if optional and v is None:
+            return None
+        if not _is_real(v):
+            return f"is not a number (allowed: a number in {allowed})"
+        ok = (0.0 <= v if zero else 0.0 < v) and v < 1.0
+        return None if ok else f"is out of range (allowed: a number in {allowed})"
+
+    def parse(text: str, label: str) -> float | None:
+        return None if optional and text.strip().lower() in _NONE else float(text)
+
+    return _Spec(parse, check)
+
+
+def _pruner() -> _Spec:
+    def check(v: Any) -> str | None:
+        # The registry is the one list of pruners; it imports torch, so only when checking.
+        from sparsemod.compress.registry import PRUNERS
+
+        if v in PRUNERS:
+            return None
+        hint = _did_you_mean(str(v), sorted(PRUNERS))
+        return f"is not a pruning method (allowed: {', '.join(sorted(PRUNERS))}{hint})"
+
+    return _Spec(lambda text, _: text.strip(), check)
+
+
 def _boolean() -> _Spec:
     def parse(text: str, _: str) -> bool:
         return _BOOLS[text.strip().lower()]  # KeyError is reported by check
@@ -343,7 +375,7 @@ _SPECS: dict[str, _Spec] = {
     "quant_scheme": _choice(QUANT_SCHEMES),
     "morphisms": _boolean(),
     "pruning": _boolean(),
-    "prune_method": _pattern(r"[A-Za-z_][\w-]*", "is not a pruner name (allowed: e.g. magnitude)"),
+    "prune_method": _pruner(),
     "keep_ratio": _real(0.0, 1.0, "a number in (0, 1]"),
     "finetune_epochs": _integer(0),
     "train_batch_size": _integer(1),
@@ -361,12 +393,12 @@ _SPECS: dict[str, _Spec] = {
     "generator": _choice(GENERATORS),
     "num_candidates": _integer(8),
     "cost_scale": _choice(COST_SCALES),
-    "imp_rate": _optional(_parse_float, "a share of weights", _is_real),
+    "imp_rate": _share(zero=False, optional=True),
     "imp_rounds": _integer(0),
     "rewind_epoch": _integer(0),
     "snip_batches": _integer(1),
     "dst_interval": _integer(0),
-    "dst_drop_fraction": _real(0.0, 1.0, "a number in (0, 1]"),
+    "dst_drop_fraction": _share(zero=True),
     "dst_regrow": _choice(("random", "gradient")),
     "executor": _choice(EXECUTORS),
     "workers": _integer(1),
@@ -396,13 +428,64 @@ def _ref_point_problem(ref_point: tuple[float, ...] | None, objectives: int) -> 
     )
 
 
-def _validate(config: Any, section: str) -> None:
+def check_setting(key: str, value: Any, section: str | None = None) -> None:
+    """Check one typed value against its key's declaration (the same check as a file's).
+
+    Raises:
+        ConfigError: the value is of the wrong kind or out of range; names the key.
+    """
+    problem = _SPECS[key].check(value)
+    if problem:
+        where = f"[{section}] " if section else ""
+        raise ConfigError(f"{where}{key}: {value!r} {problem}", section=section, key=key)
+
+
+def check_pruning(
+    prune_method: str | None,
+    imp_rate: float | None,
+    imp_rounds: int,
+    rewind_epoch: int,
+    epochs: int | None,
+    section: str | None = None,
+) -> None:
+    """The checks that span several pruning keys.
+
+    Args:
+        prune_method: the method, or ``None`` when not known yet (no rewinding check).
+        epochs: the fewest training epochs a candidate gets (rewinding needs that many).
+
+    Raises:
+        ConfigError: ``imp_rate`` and ``imp_rounds`` both given, or ``imp`` rewinding to an
+            epoch after the end of training.
+    """
+    where = f"[{section}] " if section else ""
+    if imp_rate is not None and imp_rounds:
+        raise ConfigError(
+            f"{where}imp_rate {imp_rate!r} and imp_rounds {imp_rounds!r}: give one of them "
+            "(the keep ratio fixes the other)",
+            section=section,
+            key="imp_rounds",
+        )
+    if prune_method == "imp" and epochs is not None and rewind_epoch > epochs:
+        raise ConfigError(
+            f"{where}rewind_epoch: {rewind_epoch!r} is after the last epoch of training ({epochs})",
+            section=section,
+            key="rewind_epoch",
+        )
+
+
+def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
     # Also run on direct construction, so a config built in Python is as safe as a file.
     for f in fields(config):
-        value = getattr(config, f.name)
-        problem = _SPECS[f.name].check(value)
-        if problem:
-            raise ConfigError(f"[{section}] {f.name}: {value!r} {problem}")
+        check_setting(f.name, getattr(config, f.name), section)
+    check_pruning(
+        config.prune_method,
+        config.imp_rate,
+        config.imp_rounds,
+        config.rewind_epoch,
+        min(getattr(config, k) for k in epoch_keys),
+        section,
+    )
 
 
 def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
@@ -472,10 +555,12 @@ class TrainConfig:
     num_gpus: float = 0.0
 
     def __post_init__(self) -> None:
-        _validate(self, "TRAIN")
+        _validate(self, "TRAIN", ("epochs1", "epochs2", "epochs3"))
         problem = _ref_point_problem(self.ref_point, self.objectives)
         if problem:
-            raise ConfigError(f"[TRAIN] ref_point: {self.ref_point!r} {problem}")
+            raise ConfigError(
+                f"[TRAIN] ref_point: {self.ref_point!r} {problem}", section="TRAIN", key="ref_point"
+            )
 
     @property
     def objective_names(self) -> list[str]:
@@ -532,7 +617,7 @@ class TestConfig:
     debug: bool = False
 
     def __post_init__(self) -> None:
-        _validate(self, "TEST")
+        _validate(self, "TEST", ("epochs",))
 
     def eval_settings(self) -> EvalSettings:
         """How the arm is retrained; the test split is scored.
@@ -581,7 +666,8 @@ def _section_name(name: str, where: str) -> str:
         return name.upper()
     hint = _did_you_mean(name.upper(), SECTIONS)
     raise ConfigError(
-        f"{where}: unknown section [{name}] (known sections: {', '.join(SECTIONS)}{hint})"
+        f"{where}: unknown section [{name}] (known sections: {', '.join(SECTIONS)}{hint})",
+        section=name,
     )
 
 
@@ -627,7 +713,7 @@ def _read_file(path: str | os.PathLike) -> dict[str, dict[str, str]]:
     for name in parser.sections():
         canonical = _section_name(name, source)
         if canonical in sections:
-            raise ConfigError(f"{source}: section [{canonical}] given twice")
+            raise ConfigError(f"{source}: section [{canonical}] given twice", section=canonical)
         sections[canonical] = dict(parser[name])
     return sections
 
@@ -637,15 +723,22 @@ def _read_data(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str
     for name, body in data.items():
         canonical = _section_name(str(name), "<dict>")
         if not isinstance(body, Mapping):
-            raise ConfigError(f"<dict>: section [{name}] is not a mapping of keys to values")
+            raise ConfigError(
+                f"<dict>: section [{name}] is not a mapping of keys to values", section=canonical
+            )
         if canonical in sections:
-            raise ConfigError(f"<dict>: section [{canonical}] given twice")
+            raise ConfigError(f"<dict>: section [{canonical}] given twice", section=canonical)
         section: dict[str, str] = {}
         for key, value in body.items():
             lowered = str(key).strip().lower()  # keys are case-insensitive, as in a file
             if lowered in section:
-                raise ConfigError(f"[{canonical}] {lowered}: given twice")
-            section[lowered] = _as_text(value, f"[{canonical}] {lowered}")
+                raise ConfigError(
+                    f"[{canonical}] {lowered}: given twice", section=canonical, key=lowered
+                )
+            try:
+                section[lowered] = _as_text(value, f"[{canonical}] {lowered}")
+            except ConfigError as exc:
+                raise ConfigError(str(exc), section=canonical, key=lowered) from None
         sections[canonical] = section
     return sections
 
@@ -660,7 +753,7 @@ def _apply_override(sections: dict[str, dict[str, str]], item: str) -> None:
     section = _section_name(name, f"--set {item}")
     key = key.strip().lower()
     if key not in _KEYS[section]:
-        raise ConfigError(f"--set {item}: {_unknown_key(section, key)}")
+        raise ConfigError(f"--set {item}: {_unknown_key(section, key)}", section=section, key=key)
     sections.setdefault(section, {})[key] = value.strip()
 
 
@@ -668,13 +761,17 @@ def _build(cls: type, section: str, raw: Mapping[str, str]) -> Any:
     values: dict[str, Any] = {}
     for key, text in raw.items():
         if key not in _KEYS[section]:
-            raise ConfigError(f"[{section}] {_unknown_key(section, key)}")
+            raise ConfigError(f"[{section}] {_unknown_key(section, key)}", section=section, key=key)
         values[key] = _convert(section, key, text)
     if "ref_point" in raw:
         objectives = values.get("objectives", cls.objectives)
         problem = _ref_point_problem(values["ref_point"], objectives)
         if problem:
-            raise ConfigError(f"[{section}] ref_point: {raw['ref_point']!r} {problem}")
+            raise ConfigError(
+                f"[{section}] ref_point: {raw['ref_point']!r} {problem}",
+                section=section,
+                key="ref_point",
+            )
     return cls(**values)
 
 
@@ -683,13 +780,13 @@ def _convert(section: str, key: str, text: str) -> Any:
     spec = _SPECS[key]
     try:
         value = spec.parse(text, label)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        raise ConfigError(str(exc), section=section, key=key) from None
     except (ValueError, KeyError):
         value = text  # not of the right kind: check() says so, naming what is allowed
     problem = spec.check(value)
     if problem:
-        raise ConfigError(f"{label}: {text!r} {problem}")
+        raise ConfigError(f"{label}: {text!r} {problem}", section=section, key=key)
     return value
 
 
@@ -729,18 +826,23 @@ def load_config(
     default = sections.get("DEFAULT", {})
     for key in default:
         if key not in _KEYS["DEFAULT"]:
-            raise ConfigError(f"[DEFAULT] {_unknown_key('DEFAULT', key)}")
+            raise ConfigError(
+                f"[DEFAULT] {_unknown_key('DEFAULT', key)}", section="DEFAULT", key=key
+            )
     if "train" not in default:
         raise ConfigError(
             f"{source}: no [DEFAULT] train (allowed: true to search with [TRAIN], "
-            "false to test one arm with [TEST])"
+            "false to test one arm with [TEST])",
+            section="DEFAULT",
+            key="train",
         )
     train = _convert("DEFAULT", "train", default["train"])
     needed = "TRAIN" if train else "TEST"
     if needed not in sections:
         raise ConfigError(
             f"{source}: no [{needed}] section "
-            f"(needed because [DEFAULT] train = {str(train).lower()})"
+            f"(needed because [DEFAULT] train = {str(train).lower()})",
+            section=needed,
         )
     train_config = _build(TrainConfig, "TRAIN", sections["TRAIN"]) if "TRAIN" in sections else None
     test_config = _build(TestConfig, "TEST", sections["TEST"]) if "TEST" in sections else None

@@ -16,7 +16,21 @@ class ConfigError(SparsemodError, ValueError):
     """A configuration value is missing, unknown or out of range.
 
     The message names the key, the value given and what is allowed.
+
+    Args:
+        message: one line saying what is wrong.
+        section: the config section at fault (``TRAIN``, ``TEST``, ``DEFAULT``), when
+            there is one.
+        key: the key at fault (``r1``, ``prune_method``), when there is one.
     """
+
+    def __init__(self, message: str, *, section: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.section = section
+        self.key = key
+
+    def __reduce__(self):  # keeps section and key across pickling (process / Ray workers)
+        return _config_error, (str(self), self.section, self.key)
 
 
 class DataError(SparsemodError):
@@ -41,3 +55,7 @@ class CompressionError(SparsemodError):
 
 class MeasureError(SparsemodError):
     """An objective could not be measured on a model."""
+
+
+def _config_error(message: str, section: str | None, key: str | None) -> ConfigError:
+    return ConfigError(message, section=section, key=key)

@@ -23,7 +23,6 @@ from sparsemod.compress import (
     PruneContext,
     PruneOptions,
     Pruner,
-    check_scheme,
     get_pruner,
     make_permanent,
     sparsity,
@@ -39,6 +38,7 @@ from sparsemod.compress.quantize import (
 )
 from sparsemod.compress.static_int8 import convert_both
 from sparsemod.compress.structured import shrink_to_state
+from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import (
     BuildError,
@@ -132,24 +132,15 @@ class EvalSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: {value!r} is not an integer >= 0")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 1
-        ):
-            raise ConfigError(f"batch_size: {self.batch_size!r} is not an integer >= 1")
-        if not 0.0 < self.keep_ratio <= 1.0:
-            raise ConfigError(f"keep_ratio: {self.keep_ratio!r} is not in (0, 1]")
-        if not self.target_flops > 0:
-            raise ConfigError(f"flops: {self.target_flops!r} must be > 0 operations per second")
-        check_scheme(self.quant_scheme)
-        get_pruner(self.prune_method)
+        # The keys a config file also has are checked by their one declaration there.
+        check_setting("train_batch_size", self.batch_size)
+        check_setting("flops", self.target_flops)
+        for key in ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme"):
+            check_setting(key, getattr(self, key))
         self.prune_options()
-        if self.prune_method == "imp" and self.rewind_epoch > self.epochs:
-            raise ConfigError(
-                f"rewind_epoch: {self.rewind_epoch!r} is after the last epoch of training "
-                f"({self.epochs})"
-            )
+        check_pruning(
+            self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs
+        )
 
     def prune_options(self) -> PruneOptions:
         """The settings of the multi-step pruning methods."""

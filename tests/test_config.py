@@ -513,3 +513,84 @@ def test_compression_method_keys_reach_the_evaluator():
     assert (s.prune_method, s.imp_rate, s.rewind_epoch, s.dst_regrow) == ("imp", 0.3, 1, "gradient")
     with error(r"\[TRAIN\] dst_regrow: 'sideways'"):
         load_config(None, ["DEFAULT.train=true", "TRAIN.dst_regrow=sideways"])
+
+
+@pytest.mark.parametrize(
+    "items, section, key",
+    [
+        (["TRAIN.r1=0"], "TRAIN", "r1"),
+        (["TRAIN.epoch1=3"], "TRAIN", "epoch1"),
+        (["TRAIN.max_model_size=2XB"], "TRAIN", "max_model_size"),
+        (["TRAIN.ref_point=1, 2"], "TRAIN", "ref_point"),
+        (["TRAIN.imp_rate=0.2", "TRAIN.imp_rounds=3"], "TRAIN", "imp_rounds"),
+        (["DEFAULT.train=maybe"], "DEFAULT", "train"),
+        (["DEFAULT.train=false"], "TEST", None),
+    ],
+)
+def test_errors_carry_section_and_key(items, section, key):
+    # The service reads these fields to name the request field at fault.
+    head = [] if any(i.startswith("DEFAULT.") for i in items) else ["DEFAULT.train=true"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, head + items)
+    assert (caught.value.section, caught.value.key) == (section, key)
+
+
+_EDGES = {
+    "keep_ratio": ["0", "1e-9", "1", "1.0001"],
+    "imp_rate": ["none", "0", "0.5", "0.999", "1", "1.5"],
+    "imp_rounds": ["0", "3", "-1"],
+    "dst_drop_fraction": ["-0.1", "0", "0.3", "0.999", "1"],
+    "dst_interval": ["-1", "0", "5"],
+    "snip_batches": ["0", "1"],
+    "finetune_epochs": ["-1", "0"],
+    "train_batch_size": ["0", "1"],
+    "prune_method": ["magnitude", "imp", "snip", "dynamic_sparse", "l1_structured", "sideways"],
+    "quant_scheme": ["post", "both", "int4"],
+    "flops": ["0", "1"],
+}
+
+
+@pytest.mark.parametrize("section", ["TRAIN", "TEST"])
+@pytest.mark.parametrize(
+    "items",
+    [[f"{k}={v}"] for k, values in _EDGES.items() for v in values]
+    + [
+        ["prune_method=imp", "imp_rate=0.2", "imp_rounds=3"],
+        ["prune_method=imp", "rewind_epoch=2"],
+        ["prune_method=imp", "rewind_epoch=3"],
+        ["prune_method=magnitude", "rewind_epoch=3"],
+    ],
+)
+def test_a_value_load_config_accepts_runs_and_one_it_refuses_does_not(section, items):
+    # One declaration per range: the config and the evaluator's own checks agree, so a
+    # configuration that loads is one the evaluator takes.
+    epochs = ["TRAIN.epochs1=2", "TRAIN.epochs2=3"] if section == "TRAIN" else ["TEST.epochs=2"]
+    overrides = [f"DEFAULT.train={section == 'TRAIN'}"] + epochs
+    overrides += [f"{section}.{item}" for item in items]
+    try:
+        run = load_config(None, overrides)
+    except ConfigError:
+        loaded = None
+    else:
+        loaded = run.train_config or run.test_config
+    if loaded is None:
+        # Refused: the evaluator refuses it too, when given the same values directly.
+        from sparsemod.evaluate import EvalSettings
+
+        values = {}
+        for item in items:
+            k, _, v = item.partition("=")
+            try:
+                values[k] = config._SPECS[k].parse(v, k)
+            except (ValueError, KeyError, ConfigError):
+                values[k] = v
+        renamed = {"train_batch_size": "batch_size", "flops": "target_flops"}
+        kwargs = {renamed.get(k, k): v for k, v in values.items()}
+        with pytest.raises(ConfigError):
+            EvalSettings(epochs=2, **kwargs)
+        return
+    if section == "TRAIN":
+        for epochs_ in (2, 3):
+            loaded.eval_settings(epochs_)
+    else:
+        loaded.eval_settings()

@@ -11,24 +11,19 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from sparsemod.compress.prune import PruneStep, count_weights, make_permanent
+from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError, InfeasibleError
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]
-REGROW = ("random", "gradient")
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}: {value!r} is not an integer >= {low}")
 
 
 @dataclass(frozen=True)
@@ -62,29 +57,10 @@ class PruneOptions:
     dst_regrow: str = "random"
 
     def __post_init__(self) -> None:
-        if self.imp_rate is not None and not (
-            isinstance(self.imp_rate, (int, float))
-            and not isinstance(self.imp_rate, bool)
-            and 0.0 < self.imp_rate < 1.0
-        ):
-            raise ConfigError(f"imp_rate: {self.imp_rate!r} is not in (0, 1)")
-        _int_at_least("imp_rounds", self.imp_rounds, 0)
-        if self.imp_rate is not None and self.imp_rounds:
-            raise ConfigError(
-                f"imp_rate {self.imp_rate!r} and imp_rounds {self.imp_rounds!r}: give one "
-                "of them (the keep ratio fixes the other)"
-            )
-        _int_at_least("rewind_epoch", self.rewind_epoch, 0)
-        _int_at_least("snip_batches", self.snip_batches, 1)
-        _int_at_least("dst_interval", self.dst_interval, 0)
-        if not (
-            isinstance(self.dst_drop_fraction, (int, float))
-            and not isinstance(self.dst_drop_fraction, bool)
-            and 0.0 <= self.dst_drop_fraction < 1.0
-        ):
-            raise ConfigError(f"dst_drop_fraction: {self.dst_drop_fraction!r} is not in [0, 1)")
-        if self.dst_regrow not in REGROW:
-            raise ConfigError(f"dst_regrow: {self.dst_regrow!r} is not one of {list(REGROW)}")
+        # The ranges are the config keys' own (one declaration, in sparsemod.config).
+        for f in fields(self):
+            check_setting(f.name, getattr(self, f.name))
+        check_pruning(None, self.imp_rate, self.imp_rounds, self.rewind_epoch, None)
 
 
 @dataclass
