@@ -36,7 +36,11 @@ def _ini(tmp_path: Path, train: str = "true", extra: str = "") -> Path:
         ("", ["TRAIN.objectives=7"], r"objectives: '7'"),
         ("", ["TRAIN.r1"], r"--set 'TRAIN.r1' has no '='"),
         ("problem = nowhere:nothing", [], r"problem: cannot import 'nowhere:nothing'"),
-        ("", ["TRAIN.prune_method=sideways"], r"\[TRAIN\] prune_method: 'sideways' is not a pruning method"),
+        (
+            "",
+            ["TRAIN.prune_method=sideways"],
+            r"\[TRAIN\] prune_method: 'sideways' is not a pruning method",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_exit_2_nothing_written(
