@@ -82,7 +82,9 @@ def select(
 
     costs_model = GenericDeterministicModel(lookup, num_outputs=table_c.shape[-1])
     model = ModelList(gp, costs_model)
-    ref = torch.tensor([-ref_point[0]] + [-1.0] * table_c.shape[-1], dtype=dtype)
+    # Every objective is scaled so that its reference value is 1 (the error by ref_point[0]
+    # above, the costs by the caller): the reference is -1 in each.
+    ref = torch.full((1 + table_c.shape[-1],), -1.0, dtype=dtype)
     shape = torch.Size([mc_samples])
     # The deterministic costs give the same value for every sample: an index sampler.
     sampler = ListSampler(SobolQMCNormalSampler(shape, seed=seed), IndexSampler(shape, seed=seed))

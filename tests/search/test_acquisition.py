@@ -59,3 +59,16 @@ def test_error_only_search_uses_single_objective_improvement():
         q=1,
         seed=0,
     ) == [1]
+
+
+def test_the_error_reference_is_scaled_like_the_error():
+    # One problem written in two scalings: errors in [0, 0.5) against a reference of 0.5,
+    # and the same errors doubled against 1. The arms chosen must be the same, and the
+    # cheap candidate whose error (0.35) beats the reference (0.5) must count: it opens
+    # far more hypervolume than shaving the error at the cost everything else has.
+    train_x, x0, train_c = _data()
+    cand_x = torch.tensor([[0.7, 0.5, 0.5], [0.03, 0.5, 0.5]], dtype=torch.float64)
+    cand_c = torch.tensor([[0.05], [0.5]], dtype=torch.float64)
+    half = select(train_x, 0.5 * x0, train_c, cand_x, cand_c, [0.5], q=1, seed=0)
+    whole = select(train_x, x0, train_c, cand_x, cand_c, [1.0], q=1, seed=0)
+    assert half == whole == [0]
