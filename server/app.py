@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import sparsemod
 from server import errors
 from server.deps import open_store
-from server.routes import API_PREFIX, api_router
+from server.routes import api_router
 from server.routes.health import health
 from server.schemas import ErrorOut
 from server.settings import Settings, get_settings, load_settings
@@ -120,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=sparsemod.__version__,
         summary="Submit, poll and cancel hardware-aware architecture searches; "
         "read their trials and Pareto sets, download the Pareto models.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # Served by server.routes.docs, behind the token; FastAPI's own would be open.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

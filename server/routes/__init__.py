@@ -1,11 +1,12 @@
-"""The API's routers: everything under ``/api/v1``; all but health need the token."""
+"""The API's routers: everything under ``/api/v1``; all but health need the token, the
+schema and its docs page included."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
 from server.deps import require_token
-from server.routes import health, problems, searches, trials
+from server.routes import docs, health, problems, searches, trials
 from server.schemas import error
 
 API_PREFIX = "/api/v1"
@@ -27,3 +28,4 @@ api_router.include_router(
     dependencies=[Depends(require_token)],
     responses={401: error("missing or wrong bearer token")},
 )
+api_router.include_router(docs.router, dependencies=[Depends(require_token)])
