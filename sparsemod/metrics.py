@@ -261,8 +261,11 @@ def working_memory_bytes(
     Args:
         model: the network (float, pruned or quantized).
         example_input: one input of batch size 1 (a larger batch is cut to 1).
-        activation_bytes: count every activation at this many bytes an element instead of
-            its dtype's size; predicts the memory of an int8 network from its float twin.
+        activation_bytes: predicts the memory of a static int8 network from its float twin:
+            every activation counts at this many bytes an element instead of its dtype's
+            size, except what the graph returns. That keeps its dtype's size, as it does in
+            the int8 network, where a quantize op precedes each op that reads an activation
+            and the logits leave dequantized, as floats.
 
     Returns:
         The peak in bytes.
@@ -281,10 +284,12 @@ def _working_memory(gm: fx.GraphModule, activation_bytes: int | None) -> int:
     starts: list[int] = []
     ends: list[int] = []
     roots: list[str] = []
+    writers: list[fx.Node] = []
     weightish: set[fx.Node] = set()
 
     def new_buffer(n: fx.Node, nbytes: int, root: str) -> None:
         buffer_of[n] = len(sizes)
+        writers.append(n)
         sizes.append(nbytes)
         starts.append(index[n])
         ends.append(index[n])
@@ -295,6 +300,9 @@ def _working_memory(gm: fx.GraphModule, activation_bytes: int | None) -> int:
             for a in _node_args(n):
                 if a in buffer_of:
                     ends[buffer_of[a]] = len(nodes)
+                    if activation_bytes is not None:
+                        # Nothing quantizes the outputs: they keep their dtype's size.
+                        sizes[buffer_of[a]] = _recorded_bytes(writers[buffer_of[a]], None)
             continue
         if n.op == "get_attr":
             weightish.add(n)
@@ -308,10 +316,7 @@ def _working_memory(gm: fx.GraphModule, activation_bytes: int | None) -> int:
         for a in acts:
             ends[buffer_of[a]] = max(ends[buffer_of[a]], index[n])
         kind, root = _classify(gm, n)
-        nbytes = sum(
-            math.prod(s) * (activation_bytes or _elem_bytes(d))
-            for s, d in n.meta.get("sm_tensors", [])
-        )
+        nbytes = _recorded_bytes(n, activation_bytes)
         if n.op == "placeholder":
             new_buffer(n, nbytes, "input")
         elif kind in ("view", "dequantize"):
@@ -335,6 +340,13 @@ def _working_memory(gm: fx.GraphModule, activation_bytes: int | None) -> int:
         alive = sum(sizes[o] for o in range(len(sizes)) if starts[o] <= start <= ends[o])
         peak = max(peak, alive)
     return int(peak)
+
+
+def _recorded_bytes(n: fx.Node, activation_bytes: int | None) -> int:
+    """Bytes of a node's output tensors: their dtype's size, or ``activation_bytes``."""
+    return sum(
+        math.prod(s) * (activation_bytes or _elem_bytes(d)) for s, d in n.meta.get("sm_tensors", [])
+    )
 
 
 def _classify(gm: fx.GraphModule, n: fx.Node) -> tuple[str, str]:

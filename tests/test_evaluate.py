@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
+from torch.utils.data import TensorDataset
 
 from sparsemod import metrics
-from sparsemod.builders import build_cnn
+from sparsemod.builders import build_cnn, build_mlp
+from sparsemod.builders.mlp import mlp_space
 from sparsemod.errors import ConfigError
-from sparsemod.evaluate import FAILED, EvalSettings, evaluate, load_model
-from sparsemod.problems import get_problem
+from sparsemod.evaluate import FAILED, EvalSettings, evaluate, load_model, predict_costs
+from sparsemod.problems import Problem, get_problem
 from sparsemod.train import accuracy, seeded
 
 
@@ -154,3 +157,24 @@ def test_variable_length_sequences_train_through_the_collate_fn():
     assert r.accuracy_val >= 0.5
     reloaded = load_model(r.model, problem)
     assert accuracy(reloaded, data.val, collate_fn=data.collate_fn) == pytest.approx(r.accuracy_val)
+
+
+def _wide_output_data(seed: int) -> list[TensorDataset]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        TensorDataset(torch.randn(n, 1, 2, 2, generator=g), torch.arange(n) % 50)
+        for n in (200, 100, 100)
+    ]
+
+
+def test_predicted_working_memory_counts_the_float_logits_as_measured():
+    # 4 inputs, 16 hidden units, 50 classes: the logits set the peak.
+    problem = Problem("wide_output", mlp_space(), build_mlp, _wide_output_data)
+    params = dict(problem.space.reference, num_layers=1, units1=16)
+    settings = EvalSettings(epochs=1, quant_scheme="post", device="cpu", keep_model=False)
+    predicted = predict_costs(problem, params, settings, (1, 2, 2), 50)
+    r = evaluate(problem, params, settings)
+    assert r.ok, r.failure_reason
+    # int8 input 4 B + int8 hidden 16 B, then the hidden 16 B + 50 float logits 200 B
+    assert predicted["working_memory_bytes"] == r.working_memory_bytes == 16 + 50 * 4
+    assert predicted["flops"] == r.flops == 2 * (4 * 16 + 16 * 50)

@@ -65,6 +65,21 @@ def test_int8_chain_by_hand():
     assert metrics.flops(q, X) == 5888
 
 
+def test_static_int8_logits_are_float_in_predicted_and_measured_memory():
+    # The output sets the peak: 4 inputs -> 16 hidden -> 50 classes.
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 50)).eval()
+    x = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    calib = [torch.randn(16, 1, 2, 2, generator=torch.Generator().manual_seed(2))]
+    q = quantize(m, "post", calib, x)
+    # fc1: int8 input 4 B + int8 hidden 16 B; out: the hidden 16 B + 50 logits, which
+    # leave the int8 network dequantized, as floats: 200 B.
+    assert metrics.working_memory_bytes(q, x) == 16 + 50 * 4 == 216
+    # predicted from the float twin: the same count, logits at 4 bytes, the rest at 1
+    assert metrics.working_memory_bytes(m, x, activation_bytes=1) == 216
+    assert metrics.measure_all(m, x, 1e6, activation_bytes=1)["working_memory_bytes"] == 216
+
+
 class _Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
