@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sparsemod.config import TestConfig, TrainConfig, load_config
+from sparsemod.config import TestConfig, TrainConfig, load_config, resume_changes
 from sparsemod.errors import ConfigError, SparsemodError
 
 
@@ -121,7 +121,8 @@ def _search(cfg: TrainConfig, resume: int | None) -> None:
                 f"--resume: no search named {cfg.name!r} in {store.url}; "
                 "run without --resume to start it"
             )
-        if found.status == "done":
+        # A config that changes what was measured is refused here, before anything runs.
+        if found.status == "done" and not resume_changes(found.config, cfg):
             print(f"search {found.id} is already done; results are in {cfg.root}/{cfg.name}")
             return
         search_id = found.id

@@ -638,6 +638,54 @@ class RunConfig:
     source: str
 
 
+# The [TRAIN] keys a resumed search may change: how much more to search, how arms are
+# chosen, how to stop, where to run and where results go. None of them changes what an
+# already measured trial means; every other key does (the objectives, the problem, the
+# epochs, the compression, the seed, the batch per round, the limits, the reference point).
+RESUMABLE_KEYS = frozenset(
+    {"name", "root", "r1", "r2", "r3", "morphisms", "tolerance", "patience", "debug"}
+    | {"generator", "num_candidates", "cost_scale"}
+    | {"executor", "workers", "threads", "ray_address", "num_cpus", "num_gpus"}
+)
+
+
+def resume_changes(stored: Mapping[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """What a resume changes against the config a search was started with.
+
+    Args:
+        stored: the search's stored config (JSON values; a key it lacks, from an older
+            sparsemod, counts as that key's default).
+        current: the config given now.
+
+    Returns:
+        ``{key: (stored value, new value)}`` for the keys that differ, all in
+        :data:`RESUMABLE_KEYS`.
+
+    Raises:
+        ConfigError: a key outside :data:`RESUMABLE_KEYS` differs; the message names each
+            one with both values.
+    """
+    changed: dict[str, tuple[Any, Any]] = {}
+    for f in fields(TrainConfig):
+        new = getattr(current, f.name)
+        old = stored.get(f.name, f.default)
+        as_json = list(new) if isinstance(new, tuple) else new
+        if old != as_json:
+            changed[f.name] = (old, as_json)
+    refused = [k for k in changed if k not in RESUMABLE_KEYS]
+    if refused:
+        listed = "; ".join(f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
+        raise ConfigError(
+            f"[TRAIN] cannot resume with this config: it changes what the stored trials "
+            f"measured ({listed}). Resume with the values the search started with, or "
+            f"start a new search under another name. A resume may change only "
+            f"{', '.join(sorted(RESUMABLE_KEYS))}",
+            section="TRAIN",
+            key=refused[0],
+        )
+    return changed
+
+
 _KEYS: dict[str, tuple[str, ...]] = {
     "DEFAULT": ("train",),
     "TRAIN": tuple(f.name for f in fields(TrainConfig)),

@@ -206,6 +206,19 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class NewTrial:
+    """A trial to record as started (see :meth:`Store.add_trials`)."""
+
+    index: int
+    phase: str
+    params: Mapping[str, Any]
+    parent_index: int | None = None
+    morph: str | None = None
+    seed: int = 0
+    predicted: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """A stored deployed model.
 
@@ -913,6 +926,15 @@ class Store:
         values = self._ref_point(ref_point, n)
         self._update_search(search_id, ref_point=_dumps(values, "ref_point"), updated_at=_now())
 
+    def set_search_config(self, search_id: int, config: Mapping[str, Any]) -> None:
+        """Replace a search's stored config (a resume that changed what it may change).
+
+        Raises:
+            ConfigError: the config is not JSON data.
+            DataError: there is no such search.
+        """
+        self._update_search(search_id, config=_dumps(dict(config), "config"), updated_at=_now())
+
     def set_sobol_drawn(self, search_id: int, n: int) -> None:
         """Record how many Sobol points were drawn, so a resume continues the sequence.
 
@@ -1042,45 +1064,84 @@ class Store:
             ConfigError: the index is taken in this search, or a bad argument.
             DataError: there is no such search.
         """
-        _int(index, "trial index")
-        _text(phase, "phase", max_len=32)
-        if parent_index is not None:
-            _int(parent_index, "parent_index")
-        _int(seed, "seed", minimum=None)
-        param_values = [
-            (_text(k, "parameter name"), _dumps(v, f"parameter {k!r}")) for k, v in params.items()
-        ]
-        predictions = _facts(predicted, "prediction")
+        new = NewTrial(index, phase, params, parent_index, morph, seed, predicted)
+        return self.add_trials(search_id, [new])[0]
+
+    def add_trials(
+        self, search_id: int, trials: Sequence[NewTrial], *, sobol_drawn: int | None = None
+    ) -> list[int]:
+        """Record the trials of one round together: all of them, or none.
+
+        A search killed while its round is being written leaves no part of the round, so
+        a resume proposes the whole round again instead of counting half of it as done.
+
+        Args:
+            search_id: their search.
+            trials: the round's trials (see :meth:`add_trial` for the fields).
+            sobol_drawn: how many Sobol points the search has drawn with this round, set
+                in the same transaction.
+
+        Returns:
+            The trials' ids, in order.
+
+        Raises:
+            ConfigError: an index is taken in this search (or given twice), or a bad
+                argument; nothing is written.
+            DataError: there is no such search.
+        """
+        checked = []
+        for t in trials:
+            _int(t.index, "trial index")
+            _text(t.phase, "phase", max_len=32)
+            if t.parent_index is not None:
+                _int(t.parent_index, "parent_index")
+            _int(t.seed, "seed", minimum=None)
+            values = [
+                (_text(k, "parameter name"), _dumps(v, f"parameter {k!r}"))
+                for k, v in t.params.items()
+            ]
+            checked.append((t, values, _facts(t.predicted, "prediction")))
+        drawn = None if sobol_drawn is None else _int(sobol_drawn, "sobol_drawn")
+        ids: list[int] = []
         try:
             with self._tx() as session:
-                self._search_row(session, search_id)
-                row = TrialRow(
-                    search_id=search_id,
-                    index=index,
-                    phase=phase,
-                    status="running",
-                    parent_index=parent_index,
-                    morph=morph,
-                    seed=seed,
-                    failure_reason=None,
-                    created_at=_now(),
-                    finished_at=None,
-                )
-                session.add(row)
-                session.flush()
-                if param_values:
-                    session.execute(
-                        insert(ParamRow),
-                        [{"trial_id": row.id, "name": k, "value": v} for k, v in param_values],
+                search = self._search_row(session, search_id)
+                for t, param_values, predictions in checked:
+                    row = TrialRow(
+                        search_id=search_id,
+                        index=t.index,
+                        phase=t.phase,
+                        status="running",
+                        parent_index=t.parent_index,
+                        morph=t.morph,
+                        seed=t.seed,
+                        failure_reason=None,
+                        created_at=_now(),
+                        finished_at=None,
                     )
-                if predictions:
-                    session.execute(
-                        insert(PredictionRow),
-                        [{"trial_id": row.id, "name": k, "value": v} for k, v in predictions],
-                    )
-                return row.id
+                    session.add(row)
+                    session.flush()
+                    ids.append(row.id)
+                    if param_values:
+                        session.execute(
+                            insert(ParamRow),
+                            [{"trial_id": row.id, "name": k, "value": v} for k, v in param_values],
+                        )
+                    if predictions:
+                        session.execute(
+                            insert(PredictionRow),
+                            [{"trial_id": row.id, "name": k, "value": v} for k, v in predictions],
+                        )
+                if drawn is not None:
+                    search.sobol_drawn = drawn
         except exc.IntegrityError as e:
-            raise ConfigError(f"search {search_id} already has a trial with index {index}") from e
+            taken = ", ".join(str(t.index) for t in trials)
+            raise ConfigError(
+                f"search {search_id} already has a trial with index among {taken}"
+                if len(trials) > 1
+                else f"search {search_id} already has a trial with index {taken}"
+            ) from e
+        return ids
 
     def complete_trial(
         self,
@@ -1180,6 +1241,18 @@ class Store:
                         f"{trial_id}"
                     )
                 session.execute(delete(ModelRow).where(ModelRow.trial_id.in_(drop)))
+
+    def set_trial_morph(self, trial_id: int, morph: str) -> None:
+        """Replace the description of a trial's morph (a resume that lost its warm start).
+
+        Raises:
+            DataError: there is no such trial.
+        """
+        with self._tx() as session:
+            row = session.get(TrialRow, _int(trial_id, "trial id"))
+            if row is None:
+                raise DataError(f"no trial with id {trial_id}")
+            row.morph = morph
 
     def record_metrics(self, trial_id: int, metrics: Mapping[str, float | None]) -> None:
         """Add or replace metrics of a finished trial (the test score of a Pareto member).

@@ -119,3 +119,50 @@ def test_export_lineage_and_load_results_from_the_store(tmp_path, capsys):
     assert list(from_store.pareto["index"]) == list(from_files.pareto["index"])
     assert main(["lineage", "nope", "--root", root]) == 2
     assert "no search named 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_config_that_changes_what_was_measured(tmp_path, capsys):
+    from sparsemod.store import Store, default_url
+
+    path = _ini(tmp_path, extra="epochs2 = 1")
+    assert main(["--config", str(path)]) == 0
+    store = Store(default_url(tmp_path / "out"))
+    search = store.find_search("cli")
+    before = [(t.index, t.status, t.metrics) for t in store.list_trials(search.id)]
+    assert len(before) == 2
+    capsys.readouterr()
+    # another objective count and another pruner: refused, each named with both values
+    code = main(
+        [
+            "--config",
+            str(path),
+            "--resume",
+            "--set",
+            "TRAIN.objectives=2",
+            "--set",
+            "TRAIN.prune_method=magnitude",
+            "--set",
+            "TRAIN.r2=1",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "objectives 3 -> 2" in err and "prune_method 'magnitude_layerwise' -> 'magnitude'" in err
+    assert "r2" not in err.split("A resume may change only")[0]
+    assert len(err.strip().splitlines()) == 1
+    # nothing was written
+    again = store.get_search(search.id)
+    assert again.status == "done" and again.config == search.config
+    assert [(t.index, t.status, t.metrics) for t in store.list_trials(search.id)] == before
+    # a longer budget is allowed: the done search goes on with one more GP round
+    assert main(["--config", str(path), "--resume", "--set", "TRAIN.r2=1"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming search {search.id} with r2 0 -> 1" in out
+    trials = store.list_trials(search.id)
+    assert [t.phase for t in trials] == ["sobol", "sobol", "gp", "gp"]
+    assert [(t.index, t.status, t.metrics) for t in trials[:2]] == before
+    assert store.get_search(search.id).config["r2"] == 1
+    # the same config again: nothing left to do
+    assert main(["--config", str(path), "--resume", "--set", "TRAIN.r2=1"]) == 0
+    assert "already done" in capsys.readouterr().out

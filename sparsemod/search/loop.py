@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sparsemod import report
-from sparsemod.config import TrainConfig
+from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
 from sparsemod.errors import BuildError, ConfigError, SparsemodError
 from sparsemod.evaluate import (
@@ -39,7 +39,11 @@ from sparsemod.search import record
 from sparsemod.search.acquisition import select
 from sparsemod.search.ax_backend import AxBackend
 from sparsemod.search.encoding import Encoder, key
-from sparsemod.store import Store, default_url
+from sparsemod.store import NewTrial, Store, default_url
+
+# How a morph child's description says whether it starts from its parent's weights.
+WARM = " (warm start)"
+COLD = " (cold start: the parent's trained weights were lost on resume)"
 
 
 class Cancelled(SparsemodError):
@@ -191,6 +195,14 @@ class Search:
         resumed = self.search_id is not None
         if resumed:
             found = self.store.get_search(self.search_id)
+            # Refuses (before anything is written) a config that changes what was measured.
+            changes = resume_changes(found.config, cfg)
+            if changes:
+                self._say(
+                    f"resuming search {self.search_id} with "
+                    + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+                )
+                self.store.set_search_config(self.search_id, _config_dict(cfg))
             if found.ref_point is None:  # queued through the service: nothing ran yet
                 self.store.set_reference_point(self.search_id, self._reference_point())
                 found = self.store.get_search(self.search_id)
@@ -253,6 +265,7 @@ class Search:
                 if not arms:
                     self._say(f"[{phase}] no candidate left that meets the constraints; phase ends")
                     break
+                self._store_round(arms)
                 self._evaluate_batch(arms, f"{phase} {r + 1}/{rounds}")
                 phase_hv.append(self.hypervolume())
                 self.hv_history.append(phase_hv[-1])
@@ -294,6 +307,7 @@ class Search:
         if not arms:
             self._say("[sobol] no candidate left that meets the constraints; phase ends")
             return
+        self._store_round(arms)
         groups = [arms[i : i + cfg.batch_size] for i in range(0, len(arms), cfg.batch_size)]
         labels = {
             t.index: f"sobol {first + g + 1}/{rounds}" for g, grp in enumerate(groups) for t in grp
@@ -333,8 +347,7 @@ class Search:
             self.generation_seconds += time.perf_counter() - t0
             if not got:
                 break
-            self.sobol_drawn += len(got)
-            self.store.set_sobol_drawn(self.search_id, self.sobol_drawn)
+            self.sobol_drawn += len(got)  # stored with the round (see _store_round)
             for ax_index, params in got:
                 tries += 1
                 trial = self._admit(params, phase)
@@ -386,7 +399,7 @@ class Search:
         for params in chosen:
             parent, description, preserves = origin[key(params)]
             trial = self._attach(params, "morph", parent=parent, morph=description)
-            trial.morph = description + (" (warm start)" if preserves else "")
+            trial.morph = description + (WARM if preserves else "")
             arms.append(trial)
         return arms
 
@@ -509,20 +522,25 @@ class Search:
         parent: int | None = None,
         morph: str | None = None,
     ) -> Trial:
+        # Stored with the rest of its round by _store_round.
         trial = Trial(len(self.trials), phase, dict(params), costs, parent, morph)
-        trial.id = self.store.add_trial(
-            self.search_id,
-            trial.index,
-            phase,
-            trial.params,
-            parent_index=parent,
-            morph=morph,
-            seed=self.config.seed,
-            predicted=costs,
-        )
         self.trials.append(trial)
         self._seen.add(key(params))
         return trial
+
+    def _store_round(self, arms: Sequence[Trial]) -> None:
+        """Write a round's arms in one transaction, with the Sobol points drawn so far.
+
+        A process killed while a round is written leaves none of it in the store, so a
+        resume proposes the whole round again (it counts rounds by the arms stored).
+        """
+        seed = self.config.seed
+        rows = [
+            NewTrial(t.index, t.phase, t.params, t.parent, t.morph, seed, t.predicted) for t in arms
+        ]
+        ids = self.store.add_trials(self.search_id, rows, sobol_drawn=self.sobol_drawn)
+        for trial, trial_id in zip(arms, ids):
+            trial.id = trial_id
 
     # ------------------------------------------------------------------ evaluation
 
@@ -572,7 +590,7 @@ class Search:
             raise
 
     def _warm_start(self, trial: Trial) -> WarmStart | None:
-        if trial.morph and trial.morph.endswith("(warm start)") and trial.parent is not None:
+        if trial.morph and trial.morph.endswith(WARM) and trial.parent is not None:
             parent = self.trials[trial.parent].result
             if parent is not None and parent.trained_state is not None:
                 return WarmStart(self.trials[trial.parent].params, parent.trained_state)
@@ -637,6 +655,11 @@ class Search:
             trial.ax_index = self.ax.attach(trial.params)
             if tr.status == "running":
                 rerun.append(trial)
+                if trial.morph and trial.morph.endswith(WARM):
+                    # The parent's trained weights lived in the process that died (the store
+                    # keeps only the int8 model): the child trains from scratch, and says so.
+                    trial.morph = trial.morph.removesuffix(WARM) + COLD
+                    self.store.set_trial_morph(trial.id, trial.morph)
                 continue
             trial.result = record.result_of(tr)
             if tr.status == COMPLETED:

@@ -6,14 +6,14 @@ import io
 import json
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from sparsemod.config import TrainConfig
 from sparsemod.problems import get_problem
-from sparsemod.report import load_results, pareto_mask
+from sparsemod.report import hypervolume, load_results, pareto_mask
 from sparsemod.search import Search
+from sparsemod.store import Store, default_url
 from sparsemod.train import accuracy
 
 TINY = dict(
@@ -114,6 +114,16 @@ def test_morph_children_name_a_parent_that_was_on_the_front(tiny):
 @pytest.mark.slow
 def test_hard_constraints_reject_before_training(tiny):
     cfg, outcome, _ = tiny
+    # Sobol drew arms over the limits, and they were dropped before training: every Sobol
+    # point drawn is either a trial or a rejection (the pool of the GP phase holds only
+    # candidates within the limits)
+    assert outcome.rejected > 0
+    summary = json.loads((outcome.directory / "summary.json").read_text())
+    assert summary["rejected_before_training"] == outcome.rejected
+    store = Store(default_url(cfg.root))
+    search = store.find_search(cfg.name)
+    sobol = [t for t in outcome.trials if t.phase == "sobol"]
+    assert search.sobol_drawn == len(sobol) + outcome.rejected
     for t in outcome.trials:
         # what was trained met the limits as predicted from the parameters
         assert t.predicted["model_size_bytes"] <= cfg.max_model_size
@@ -147,7 +157,20 @@ def test_stopper_ends_a_phase_when_the_hypervolume_stalls():
     assert search._stop([0.1, 0.2, 0.205, 0.209])
     off = Search(TrainConfig(tolerance=0.0, patience=1), get_problem("digits_cnn"))
     assert not off._stop([0.5, 0.5, 0.5])
-    assert np.isfinite(search.hypervolume())
+
+
+@pytest.mark.slow
+def test_the_hypervolume_is_that_of_the_completed_trials(tiny):
+    cfg, outcome, _ = tiny
+    summary = json.loads((outcome.directory / "summary.json").read_text())
+    trials = pd.read_csv(outcome.directory / "trials.csv")
+    done = trials[trials["status"] == "completed"]
+    values = done[["error", "model_size_bytes", "working_memory_bytes"]].to_numpy(float)
+    ref = [1.0, float(cfg.max_model_size), float(cfg.max_working_memory)]
+    expected = hypervolume(values, ref)
+    assert 0.0 < expected < 1.0
+    assert outcome.hypervolume == pytest.approx(expected)
+    assert summary["hypervolume_history"][-1] == pytest.approx(expected)
 
 
 @pytest.mark.slow

@@ -41,6 +41,51 @@ def _start(config: Path) -> subprocess.Popen:
     )
 
 
+# Runs main.py in a process that SIGKILLs itself at one exact moment, so the test does not
+# depend on where a poll happens to land: the moment is named by a hook into the store.
+_KILLER = """
+import os, signal, sys
+from sqlalchemy import event
+from sparsemod import store
+from sparsemod.cli import main
+
+when, phase, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+count = 0
+
+def _tick():
+    global count
+    count += 1
+    if count == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if when == "insert":  # between two trial inserts of a round, before its commit
+    @event.listens_for(store.TrialRow, "after_insert")
+    def _after_insert(mapper, connection, row):
+        if row.phase == phase:
+            _tick()
+else:  # just after a trial's completion has been committed
+    complete = store.Store.complete_trial
+
+    def _complete(self, *args, **kwargs):
+        complete(self, *args, **kwargs)
+        _tick()
+
+    store.Store.complete_trial = _complete
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def _run_until_killed(config: Path, when: str, phase: str, nth: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, when, phase, str(nth), "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
 def _wait(proc: subprocess.Popen, store_url: str, until, timeout: float = 240.0) -> None:
     start = time.monotonic()
     store = None
@@ -150,8 +195,71 @@ def test_kill_during_gp_generation_then_resume(tmp_path):
 def test_kill_just_after_a_trial_completes_then_resume(tmp_path):
     config = _config(tmp_path)
     url = default_url(tmp_path / "results")
-    proc = _start(config)
-    _wait(proc, url, lambda s, sid: s.count_trials(sid, "completed") >= 5, timeout=400)
-    _kill(proc)
+    # killed right after the fifth completion was committed (the first GP arm)
+    _run_until_killed(config, "complete", "", 5)
     before = _completed_before(url)
+    store = Store(url)
+    sid = store.find_search("crash").id
+    assert store.count_trials(sid) - store.count_trials(sid, "running") == 5
     _finish_and_check(tmp_path, config, before)
+
+
+@pytest.mark.slow
+def test_kill_while_a_round_is_being_stored_then_resume(tmp_path):
+    config = _config(tmp_path)
+    url = default_url(tmp_path / "results")
+    # killed between the inserts of the GP round's two arms: the round is one
+    # transaction, so none of it is stored, and the resume runs the whole round
+    _run_until_killed(config, "insert", "gp", 2)
+    store = Store(url)
+    sid = store.find_search("crash").id
+    assert [t.phase for t in store.list_trials(sid)] == ["sobol"] * 4
+    _finish_and_check(tmp_path, config, _completed_before(url))
+
+
+@pytest.mark.slow
+def test_a_rerun_warm_start_child_says_it_starts_cold(tmp_path):
+    # A morph child that was running when the process died: its parent's trained float
+    # weights died with the process (the store keeps the int8 model only), so the rerun
+    # child trains from scratch, and its description says so instead of "(warm start)".
+    import io
+    from dataclasses import replace
+
+    from sparsemod.config import TrainConfig
+    from sparsemod.morph import morphs
+    from sparsemod.problems import get_problem
+    from sparsemod.search import Search
+    from sparsemod.search.loop import COLD, WARM
+
+    problem = get_problem("digits_mlp")
+    cfg = TrainConfig(
+        name="warm", root=str(tmp_path), problem="digits_mlp", r1=1, r2=0, r3=0,
+        batch_size=1, epochs1=1, epochs3=1, device="cpu", prune_method="magnitude_layerwise",
+    )  # fmt: skip
+    store = Store(default_url(tmp_path))
+    Search(cfg, problem, io.StringIO(), store=store).run()  # trial 0, on the front
+    sid = store.find_search("warm").id
+    parent = store.list_trials(sid)[0]
+    child = next(m for m in morphs(problem.space, parent.params) if m.preserves_function)
+    # the state a kill leaves in the morph round: the child stored, running
+    store.add_trial(sid, 1, "morph", child.params, parent_index=0, morph=child.description + WARM)
+    cfg = replace(cfg, r3=1)
+
+    starts = []
+    warm_start = Search._warm_start
+
+    def spy(self, trial):
+        starts.append(warm_start(self, trial))
+        return starts[-1]
+
+    Search._warm_start = spy
+    try:
+        out = io.StringIO()
+        Search(cfg, problem, out, store=store, search_id=sid).run()
+    finally:
+        Search._warm_start = warm_start
+    assert starts == [None]  # trained from scratch
+    rerun = store.list_trials(sid)[1]
+    assert rerun.status == "completed"
+    assert rerun.morph == child.description + COLD
+    assert f"<- 0 ({child.description + COLD})" in out.getvalue()

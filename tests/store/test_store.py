@@ -709,3 +709,31 @@ def test_record_metrics_adds_a_test_score_to_a_finished_trial(tmp_path):
     store.complete_trial(tid, "completed", {"error": 0.1, "accuracy_test": 0.5})
     store.record_metrics(tid, {"accuracy_test": 0.9})
     assert store.get_trial(tid).metrics == {"error": 0.1, "accuracy_test": 0.9}
+
+
+def test_a_round_is_stored_whole_or_not_at_all(tmp_path):
+    from sparsemod.store import NewTrial
+
+    store = Store(f"sqlite:///{tmp_path / 'round.db'}")
+    sid = store.create_search("s", "digits_cnn", {}, ["error"], [1.0])
+    store.add_trials(sid, [NewTrial(0, "sobol", {"a": 1})], sobol_drawn=1)
+    # the round's second arm takes an index that exists: nothing of the round is written,
+    # not even its first arm or the Sobol count
+    with pytest.raises(ConfigError, match="already has a trial with index among 1, 0"):
+        store.add_trials(
+            sid, [NewTrial(1, "gp", {"a": 2}), NewTrial(0, "gp", {"a": 3})], sobol_drawn=5
+        )
+    assert [t.index for t in store.list_trials(sid)] == [0]
+    assert store.get_search(sid).sobol_drawn == 1
+    ids = store.add_trials(
+        sid,
+        [NewTrial(1, "gp", {"a": 2}, predicted={"flops": 4.0}), NewTrial(2, "gp", {"a": 3})],
+        sobol_drawn=2,
+    )
+    rows = store.list_trials(sid)
+    assert [t.id for t in rows[1:]] == ids
+    assert [(t.index, t.phase, t.params, t.predicted) for t in rows[1:]] == [
+        (1, "gp", {"a": 2}, {"flops": 4.0}),
+        (2, "gp", {"a": 3}, {}),
+    ]
+    assert store.get_search(sid).sobol_drawn == 2
