@@ -20,6 +20,7 @@ from server import errors
 from server.deps import open_store
 from server.routes import api_router
 from server.routes.health import health
+from server.routes.problems import problem_names
 from server.schemas import ErrorOut
 from server.settings import Settings, get_settings, load_settings
 from sparsemod.errors import ConfigError
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Operation ids are the route functions' names: the spec's links refer to them.
+        generate_unique_id_function=lambda route: route.name,
     )
     if given:
         # Only then: FastAPI re-inspects an overriding callable on every request.
@@ -133,12 +136,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
-    _document_errors(app)
+    _complete_schema(app)
     return app
 
 
-def _document_errors(app: FastAPI) -> None:
-    """Put ErrorOut in the spec's components, where every error answer refers to it."""
+def _complete_schema(app: FastAPI) -> None:
+    """Add to the spec what the models cannot say: ErrorOut in the components, where every
+    error answer refers to it, and the registered problems as the values ``problem`` takes.
+
+    The problems are read when the spec is first built, not when the app is: loading them
+    imports the training stack, which a request that never asks for the spec does not need.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -148,6 +156,7 @@ def _document_errors(app: FastAPI) -> None:
             schemas.setdefault(
                 "ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            schemas["SearchCreate"]["properties"]["problem"]["enum"] = problem_names()
             app.openapi_schema = spec
         return app.openapi_schema
 

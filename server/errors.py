@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from sparsemod.config import TrainConfig
 from sparsemod.errors import ConfigError, DataError, SparsemodError
@@ -23,6 +24,7 @@ from sparsemod.store import StoreError
 _TRAIN_KEY = re.compile(r"^\[TRAIN\] (?:unknown key '([^']+)'|(\w+):)")
 _KEY = re.compile(r"^(\w+):")  # the evaluator's own checks: "prune_method: 'x' is not ..."
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 class ApiError(Exception):
@@ -53,6 +55,20 @@ def error_response(
     status_code: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"detail": detail, "field": field}, status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path answers to.
+
+    Starlette's 405 names the methods of the first route whose path matched, but one path
+    may have a route per method (``GET`` and ``POST /searches``).
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
 
 
 def config_field(message: str) -> str | None:
@@ -104,9 +120,12 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own (a body that is not text: 400; no such route: 404), same shape.
-        return error_response(exc.status_code, str(exc.detail), None, exc.headers)
+        headers = exc.headers
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(exc.status_code, str(exc.detail), None, headers)
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:

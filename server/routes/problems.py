@@ -49,6 +49,11 @@ def _problems() -> tuple[ProblemOut, ...]:
     return tuple(out)
 
 
+def problem_names() -> list[str]:
+    """The problems a search may name: registered, and loading."""
+    return [p.name for p in _problems()]
+
+
 @router.get("", response_model=ProblemsOut)
 def list_problems() -> Any:
     """The problems a search may name, with the parameters of their search spaces."""

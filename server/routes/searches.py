@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from server import links, submission, tables
 from server import progress as progress_mod
-from server import submission, tables
 from server.deps import SettingsDep, StoreDep
 from server.errors import ApiError
 from server.schemas import (
@@ -52,6 +52,7 @@ class CSVResponse(Response):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SearchCreated,
     responses={
+        202: links.response("queued; Location says where to poll it", links.to_search("/id")),
         400: error("the body is not UTF-8 JSON text"),
         413: error("the body is over the server's size limit"),
         422: error("a field is not valid or over a budget"),
@@ -75,7 +76,11 @@ def submit_search(
     return SearchCreated(id=search_id, name=cfg.name, status="queued", url=url)
 
 
-@router.get("", response_model=SearchesPage, responses=_INVALID)
+@router.get(
+    "",
+    response_model=SearchesPage,
+    responses=_INVALID | {200: links.response("a page of searches", links.to_search("/data/0/id"))},
+)
 def list_searches(
     store: StoreDep,
     status: Annotated[SearchStatus | None, Query(description="only this status")] = None,
@@ -92,7 +97,19 @@ def list_searches(
     )
 
 
-@router.get("/{search_id}", response_model=SearchDetail, responses=_NOT_FOUND | _INVALID)
+@router.get(
+    "/{search_id}",
+    response_model=SearchDetail,
+    responses=_NOT_FOUND
+    | _INVALID
+    | {
+        200: links.response(
+            "the search",
+            links.to_search("/id", exclude=("get_search",))
+            | links.to_trial("/best/id", prefix="Best"),
+        )
+    },
+)
 def get_search(search_id: SearchId, store: StoreDep) -> Any:
     """A search: status, phase, trials done of planned, hypervolume, best so far, error."""
     rec = store.get_search(search_id)
@@ -121,7 +138,12 @@ def _stale(rec: SearchRecord, after_s: float) -> bool:
 @router.post(
     "/{search_id}/cancel",
     response_model=SearchOut,
-    responses=_NOT_FOUND | _INVALID | {409: error("the search has finished")},
+    responses=_NOT_FOUND
+    | _INVALID
+    | {
+        200: links.response("cancelled, or cancelling", links.to_search("/id")),
+        409: error("the search has finished"),
+    },
 )
 def cancel_search(search_id: SearchId, store: StoreDep, settings: SettingsDep) -> Any:
     """Cancel a search: a queued one at once; a running one stops after its current trial
@@ -149,7 +171,13 @@ def _trials_of(store: Store, rec: SearchRecord, records: list) -> list[TrialOut]
     return [TrialOut.from_record(t, t.id in pareto) for t in records]
 
 
-@router.get("/{search_id}/trials", response_model=TrialsPage, responses=_NOT_FOUND | _INVALID)
+@router.get(
+    "/{search_id}/trials",
+    response_model=TrialsPage,
+    responses=_NOT_FOUND
+    | _INVALID
+    | {200: links.response("a page of trials", links.to_trial("/data/0/id"))},
+)
 def list_trials(
     search_id: SearchId,
     store: StoreDep,
@@ -168,7 +196,13 @@ def list_trials(
     )
 
 
-@router.get("/{search_id}/pareto", response_model=ParetoOut, responses=_NOT_FOUND | _INVALID)
+@router.get(
+    "/{search_id}/pareto",
+    response_model=ParetoOut,
+    responses=_NOT_FOUND
+    | _INVALID
+    | {200: links.response("the Pareto members", links.to_trial("/data/0/id"))},
+)
 def pareto(search_id: SearchId, store: StoreDep) -> Any:
     """The completed trials no other completed trial dominates, by index."""
     rec = store.get_search(search_id)

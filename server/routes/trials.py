@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
+from server import links
 from server import progress as progress_mod
 from server.deps import StoreDep
 from server.errors import ApiError
@@ -24,7 +25,19 @@ class ModelResponse(Response):
     media_type = "application/octet-stream"
 
 
-@router.get("/{trial_id}", response_model=TrialDetail, responses=_NOT_FOUND | _INVALID)
+@router.get(
+    "/{trial_id}",
+    response_model=TrialDetail,
+    responses=_NOT_FOUND
+    | _INVALID
+    | {
+        200: links.response(
+            "the trial",
+            links.to_trial("/id", exclude=("get_trial",))
+            | links.to_search("/search_id", prefix="Search"),
+        )
+    },
+)
 def get_trial(trial_id: TrialId, store: StoreDep) -> Any:
     """One trial, with how to load its model when it has one."""
     trial = store.get_trial(trial_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,48 @@ def test_openapi_is_served(client: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     # The page carries the schema: its browser needs no second, tokenless request.
     assert '"spec": {' in page.text and f"{API}/searches/{{search_id}}/pareto.csv" in page.text
+
+
+def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
+    spec = client.get(f"{API}/openapi.json").json()
+    for template, operations in spec["paths"].items():
+        path = re.sub(r"\{\w+\}", "1", template)
+        documented = sorted(method.upper() for method in operations)
+        for method in ("OPTIONS", "DELETE"):
+            r = client.request(method, path)
+            assert r.status_code == 405, (method, path, r.text)
+            assert r.headers["Allow"].split(", ") == documented, (method, path)
+
+
+def test_the_schema_names_the_registered_problems(client: TestClient) -> None:
+    spec = client.get(f"{API}/openapi.json").json()
+    problem = spec["components"]["schemas"]["SearchCreate"]["properties"]["problem"]
+    assert problem["enum"] == available()
+    for name in problem["enum"]:  # each one is accepted
+        submit(client, problem=name)
+
+
+def test_every_link_leads_to_an_operation_and_its_parameter(client: TestClient) -> None:
+    spec = client.get(f"{API}/openapi.json").json()
+    operations = {op["operationId"]: op for path in spec["paths"].values() for op in path.values()}
+    count = 0
+    for op in operations.values():
+        for answer in op["responses"].values():
+            for name, link in answer.get("links", {}).items():
+                target = operations[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+                assert set(link["parameters"]) == names, (op["operationId"], name)
+                assert all(v.startswith("$response.body#/") for v in link["parameters"].values())
+                count += 1
+    trial_sources = {
+        op["operationId"]
+        for op in operations.values()
+        for answer in op["responses"].values()
+        for link in answer.get("links", {}).values()
+        if link["operationId"] == "get_trial"
+    }
+    assert trial_sources == {"pareto", "list_trials", "get_search"}
+    assert count >= 30, count
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)

@@ -1,64 +1,108 @@
-"""schemathesis against the OpenAPI spec a real uvicorn serves: no 5xx, no answer that
-breaks the spec, for bounded examples of every GET and POST, valid and invalid.
+"""schemathesis against a real uvicorn, with every check it has.
 
-Hypothesis drives each operation here rather than through schemathesis' pytest plugin,
-which does not run under pytest 9.
+The examples, coverage and fuzzing phases run through the ``st`` command line, as a user
+would run them (schemathesis' pytest plugin does not run under pytest 9). The stateful
+phase runs as schemathesis' state machine here, so that each scenario can start with a
+finished search as the newest one: only then do the spec's links (search list → Pareto
+set → trial) lead to trials that exist, and the test checks that they did.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import negative_data_rejection, positive_data_acceptance
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from schemathesis.config import SchemathesisConfig
 
 from sparsemod.store import Store
 
 TOKEN = "test-token-0123456789"  # conftest's
-EXAMPLES = 50
+EXAMPLES = 25  # per operation and phase: ~650 cases in all
+STATEFUL_EXAMPLES = 50  # scenarios of up to 10 calls; about one in five reaches a trial
+SEED = 20240611
+
+# Rules the schema cannot state: a budget is a product of several fields ((r1 + r2 + r3) *
+# batch_size) and a config value is checked as config.ini would be, so a body the schema
+# allows may still get a 422 naming the field. Only for that operation. Link inference is
+# off: the links under test are the spec's own.
+CONFIG = f"""
+[headers]
+Authorization = "Bearer {TOKEN}"
+
+[phases.stateful.inference]
+algorithms = []
+
+[[operations]]
+include-operation-id = "submit_search"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422"]
+"""
+GET_TRIAL = "GET /api/v1/trials/{trial_id}"
 
 
 @pytest.mark.slow
-def test_api_conforms_to_its_schema(live, seeder) -> None:
-    # A finished search (ids 1..3 of its trials) so that lookups by id find something.
+def test_api_conforms_to_its_schema(live, seeder, tmp_path: Path) -> None:
     with Store(live.env["SPARSEMOD_DATABASE_URL"]) as store:
-        seeder(store)
-    schema = schemathesis.openapi.from_url(
-        f"{live.url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}
+        seeder(store)  # lookups by id find something
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    run = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run"]
+        + [f"{live.url}/api/v1/openapi.json", "--checks", "all"]
+        + ["--phases", "examples,coverage,fuzzing", "--max-examples", str(EXAMPLES)]
+        + ["--seed", str(SEED), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    schema = schema.include(method=["GET", "POST"])
-    failures: list[str] = []
-    ran = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
+    cases = re.search(r"(\d+) generated", run.stdout)
+    assert cases and int(cases.group(1)) >= 500, run.stdout[-3000:]
 
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=EXAMPLES,
+
+@pytest.mark.slow
+def test_links_lead_to_real_trials(live, seeder) -> None:
+    schema = schemathesis.openapi.from_url(
+        f"{live.url}/api/v1/openapi.json", config=SchemathesisConfig.from_str(CONFIG)
+    )
+    store = Store(live.env["SPARSEMOD_DATABASE_URL"])
+    seeded: set[int] = set()
+    reached: Counter[str] = Counter()  # link name → 200s from GET /trials/{id}
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            seeded.update(seeder(store).trial_ids)
+
+        def step(self, input):  # noqa: A002 (schemathesis' name)
+            output = super().step(input)  # calls, then runs every check on the answer
+            case, response = output.case, output.response
+            if case.operation.label == GET_TRIAL and response.status_code == 200:
+                trial = response.json()
+                assert trial["id"] == case.path_parameters["trial_id"]
+                if input.transition is not None and input.is_applied:
+                    assert trial["id"] in seeded, trial
+                    reached[input.transition.id] += 1
+            return output
+
+    try:
+        Workflow.run(
+            settings=hypothesis_settings(
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=10,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),
             )
-            def check(case) -> None:
-                # A body the schema allows may still name an unregistered problem or go
-                # over a budget: those rules live on the server, so a 4xx is right there.
-                # Unknown query parameters are ignored, as HTTP servers do, where the
-                # negative-data check wants them refused. Every other invalid input must
-                # still get a documented 4xx with a body that matches the spec.
-                case.call_and_validate(
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                    excluded_checks=[positive_data_acceptance, negative_data_rejection],
-                )
-
-            try:
-                check()
-            except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE  # nothing to get wrong (GET /health)
-            except Exception as exc:  # collect every operation's failure, not the first
-                failures.append(f"{operation.label} ({mode.value}): {exc}"[:3000])
-            ran += 1
-    assert ran >= 2 * 11, ran
-    assert not failures, "\n\n".join(failures)
+        )
+    finally:
+        store.close()
+    # Followed from a Pareto set or a page of trials (links from a search's best trial reach
+    # trials too, and count in ``reached``, but not here).
+    from_pages = [k for k in reached if re.search(r"/(pareto|trials) -> \[200\] GetTrial ->", k)]
+    assert from_pages, reached
