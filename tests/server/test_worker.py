@@ -1,114 +1,124 @@
-"""The worker: claims, failures, cancellation, stopping; and `sparsemod serve`."""
+"""The worker: claims, failures, cancellation, stopping; and `sparsemod serve`.
+
+The worker runs the real ``Search`` on a tiny problem: one Sobol arm of an MLP on the 8x8
+digits, one epoch, no pruning or quantization (about 2 s, the first one in a process 10 s).
+Faults are injected around it (a registered problem that cannot load its data, Ctrl-C while
+it prints), never by standing in for it.
+"""
 
 from __future__ import annotations
 
 import io
 import threading
 import time
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
-import sparsemod.search
+import sparsemod.problems
 from server.settings import Settings
 from server.worker import Worker, main, train_config
 from sparsemod.cli import main as cli_main
+from sparsemod.config import TrainConfig
+from sparsemod.problems import get_problem
 from sparsemod.store import Store
 
 OBJECTIVES = ["error", "model_size_bytes", "working_memory_bytes"]
+QUICK = {
+    "r1": 1,
+    "r2": 0,
+    "r3": 0,
+    "batch_size": 1,
+    "epochs1": 1,
+    "morphisms": False,
+    "pruning": False,
+    "quant_scheme": "none",
+    "num_candidates": 8,
+    "device": "cpu",
+}
 
 
-def queue(store: Store, config: dict, name: str = "w") -> int:
-    from dataclasses import asdict
-
-    from sparsemod.config import TrainConfig
-
-    cfg = asdict(TrainConfig(name=name, **config))
-    return store.create_search(name, "digits_cnn", cfg, OBJECTIVES, status="queued")
+def queue(store: Store, config: dict | None = None, name: str = "w", problem: str = "digits_mlp"):
+    """Queue a search as the API does (a validated config, no reference point yet)."""
+    cfg = asdict(TrainConfig(name=name, problem=problem, **(QUICK | (config or {}))))
+    return store.create_search(name, problem, cfg, OBJECTIVES, status="queued")
 
 
-class FakeSearch:
-    """Stands in for sparsemod.search.Search: records its call, then does ``action``."""
+class Interrupting(io.StringIO):
+    """The worker's output, where Ctrl-C lands as the search reports its first trial."""
 
-    calls: list = []
-    action = None
-
-    def __init__(self, config, problem, out=None, *, store=None, search_id=None) -> None:
-        self.args = (config, problem, store, search_id)
-
-    def run(self) -> None:
-        FakeSearch.calls.append(self.args)
-        config, problem, store, search_id = self.args
-        store.set_search_status(search_id, "running")
-        FakeSearch.action(store, search_id)
+    def write(self, text: str) -> int:
+        if "[sobol 1/1] trial 0" in text:
+            raise KeyboardInterrupt
+        return super().write(text)
 
 
 @pytest.fixture
-def fake_search(monkeypatch):
-    FakeSearch.calls = []
-    monkeypatch.setattr(sparsemod.search, "Search", FakeSearch)
-    return FakeSearch
+def unreadable(monkeypatch) -> str:
+    """A registered problem whose data loader has a bug."""
+
+    def load(seed: int):
+        raise RuntimeError("the GPU caught fire")
+
+    def problem():
+        return replace(get_problem("digits_mlp"), name="unreadable", data=load)
+
+    monkeypatch.setitem(sparsemod.problems.BUILTIN, "unreadable", problem)
+    return "unreadable"
 
 
 def test_the_worker_runs_the_stored_config_under_its_own_root(
-    store: Store, settings: Settings, tiny, fake_search
+    store: Store, settings: Settings
 ) -> None:
-    sid = queue(store, tiny | {"seed": 3})
-    fake_search.action = lambda s, i: s.set_search_status(i, "done")
+    sid = queue(store, {"seed": 3})
     out = io.StringIO()
     done = Worker(store, settings, name="w1", out=out).run_once()
-    assert done.id == sid and done.status == "done" and done.owner == "w1"
-    config, problem, used_store, search_id = fake_search.calls[0]
-    assert (config.seed, config.r1, config.name, problem.name) == (3, 1, "w", "digits_cnn")
-    assert config.root == f"{settings.results_root}/{sid}"
-    assert (used_store, search_id) == (store, sid)
+    assert done.id == sid and done.status == "done" and done.owner == "w1", done
+    # The stored config ran: its seed, its one Sobol arm, its problem's space.
+    [trial] = store.list_trials(sid)
+    assert (trial.seed, trial.phase, trial.status) == (3, "sobol", "completed")
+    assert set(trial.params) == set(get_problem("digits_mlp").space.names)
+    assert done.ref_point is not None
+    # Exports go to <results_root>/<id>/<name>/, not to the stored root.
+    exported = Path(settings.results_root) / str(sid) / "w"
+    assert (exported / "trials.csv").is_file(), sorted(exported.parent.rglob("*"))
     assert f"search {sid} ended: done" in out.getvalue()
 
 
 def test_a_failing_search_does_not_stop_the_worker(
-    store: Store, settings: Settings, tiny, fake_search
+    store: Store, settings: Settings, unreadable: str
 ) -> None:
-    first, second = queue(store, tiny, "a"), queue(store, tiny, "b")
-
-    def action(s: Store, i: int) -> None:
-        if i == first:
-            raise RuntimeError("the GPU caught fire")
-        s.set_search_status(i, "done")
-
-    fake_search.action = action
+    first, second = queue(store, name="a", problem=unreadable), queue(store, name="b")
     stop = threading.Event()
-    worker = Worker(store, Settings(**{**settings.__dict__, "poll_s": 0.01}), out=io.StringIO())
+    worker = Worker(store, replace(settings, poll_s=0.01), out=io.StringIO())
     thread = threading.Thread(target=worker.run_forever, args=(stop,))
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while store.get_search(second).status != "done" and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.05)
     stop.set()
     thread.join()
     assert store.get_search(second).status == "done"
     failed = store.get_search(first)
     assert failed.status == "failed" and failed.error == "RuntimeError: the GPU caught fire"
+    assert store.count_trials(first) == 0
 
 
-def test_stopping_the_worker_queues_its_search_again(
-    store: Store, settings: Settings, tiny, fake_search
-) -> None:
-    sid = queue(store, tiny)
-
-    def interrupted(s: Store, i: int) -> None:
-        s.set_search_status(i, "failed", "KeyboardInterrupt")  # as Search.run does
-        raise KeyboardInterrupt
-
-    fake_search.action = interrupted
+def test_stopping_the_worker_queues_its_search_again(store: Store, settings: Settings) -> None:
+    sid = queue(store)
     with pytest.raises(KeyboardInterrupt):
-        Worker(store, settings, out=io.StringIO()).run_once()
+        Worker(store, settings, out=Interrupting()).run_once()
     rec = store.get_search(sid)
-    assert rec.status == "queued" and rec.error is None
+    assert rec.status == "queued" and rec.error is None, rec
+    # Stopped inside the search, after its first trial: resuming goes on from there.
+    assert [t.status for t in store.list_trials(sid)] == ["completed"]
 
 
 def test_a_search_cancelled_as_it_was_claimed_does_not_run(
-    store: Store, settings: Settings, tiny, fake_search, monkeypatch
+    store: Store, settings: Settings, monkeypatch
 ) -> None:
-    sid = queue(store, tiny)
+    sid = queue(store)
     claim = store.claim_search
 
     def claim_then_cancel(*args, **kwargs):
@@ -118,37 +128,39 @@ def test_a_search_cancelled_as_it_was_claimed_does_not_run(
 
     monkeypatch.setattr(store, "claim_search", claim_then_cancel)
     assert Worker(store, settings, out=io.StringIO()).run_once().status == "cancelled"
-    assert fake_search.calls == [] and store.get_search(sid).status == "cancelled"
+    rec = store.get_search(sid)
+    assert rec.status == "cancelled" and rec.ref_point is None  # the search never started
+    assert store.count_trials(sid) == 0
+    assert not (Path(settings.results_root) / str(sid)).exists()
 
 
 def test_searches_left_cancelling_by_a_dead_worker_are_cancelled(
-    store: Store, settings: Settings, tiny
+    store: Store, settings: Settings
 ) -> None:
-    sid = queue(store, tiny)
+    sid = queue(store)
     store.claim_search("dead")
     store.set_search_status(sid, "cancelling")
-    worker = Worker(store, Settings(**{**settings.__dict__, "stale_after_s": 0.01}))
+    worker = Worker(store, replace(settings, stale_after_s=0.01))
     time.sleep(0.05)
     worker.reap_cancelling()
     assert store.get_search(sid).status == "cancelled"
 
 
 def test_the_heartbeat_keeps_a_long_trial_from_looking_dead(
-    store: Store, settings: Settings, tiny, fake_search
+    store: Store, settings: Settings
 ) -> None:
-    sid = queue(store, tiny)
-    beats = []
-
-    def slow(s: Store, i: int) -> None:
-        for _ in range(3):
-            time.sleep(0.6)  # settings.heartbeat_s is 0.5
-            beats.append(s.get_search(i).heartbeat_at)
-        s.set_search_status(i, "done")
-
-    fake_search.action = slow
-    Worker(store, settings, out=io.StringIO()).run_once()
-    assert len(set(beats)) == 3
+    # About 2 s of training in one trial; settings.heartbeat_s is 0.5.
+    sid = queue(store, {"epochs1": 3, "train_batch_size": 4})
+    worker = threading.Thread(target=Worker(store, settings, out=io.StringIO()).run_once)
+    worker.start()
+    beats = set()
+    while worker.is_alive():
+        if [t.status for t in store.list_trials(sid)] == ["running"]:
+            beats.add(store.get_search(sid).heartbeat_at)
+        time.sleep(0.05)
+    worker.join()
     assert store.get_search(sid).status == "done"
+    assert len(beats) >= 3, beats  # the claim's beat, then the worker's during the trial
 
 
 @pytest.mark.slow
