@@ -21,8 +21,6 @@ from sparsemod.config import TrainConfig
 from sparsemod.errors import ConfigError, DataError, SparsemodError
 from sparsemod.store import StoreError
 
-_TRAIN_KEY = re.compile(r"^\[TRAIN\] (?:unknown key '([^']+)'|(\w+):)")
-_KEY = re.compile(r"^(\w+):")  # the evaluator's own checks: "prune_method: 'x' is not ..."
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -71,16 +69,15 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def config_field(message: str) -> str | None:
-    """The request field a ConfigError of ``load_config`` is about (``config.r1``)."""
-    match = _TRAIN_KEY.match(message)
-    if match:
-        return f"config.{match.group(1) or match.group(2)}"
-    match = _KEY.match(message)
-    if match and match.group(1) == "problem":
+def config_field(exc: ConfigError) -> str | None:
+    """The request field a ConfigError is about: ``config.r1`` for a ``[TRAIN]`` key (or an
+    evaluator's key of the same name), ``problem`` for the problem, else ``None``."""
+    if exc.key is None or exc.section not in (None, "TRAIN"):
+        return None
+    if exc.key == "problem":
         return "problem"
-    if match and match.group(1) in _TRAIN_FIELDS:
-        return f"config.{match.group(1)}"
+    if exc.section == "TRAIN" or exc.key in _TRAIN_FIELDS:
+        return f"config.{exc.key}"
     return None
 
 
@@ -138,7 +135,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConfigError)
     async def _config(_: Request, exc: ConfigError) -> JSONResponse:
-        return error_response(422, str(exc), config_field(str(exc)))
+        return error_response(422, str(exc), config_field(exc))
 
     @app.exception_handler(DataError)
     async def _missing(_: Request, exc: DataError) -> JSONResponse:

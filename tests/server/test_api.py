@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.settings import Settings
 from sparsemod import report
+from sparsemod.errors import ConfigError
 from sparsemod.problems import available, get_problem
 from sparsemod.store import Store
 
@@ -264,6 +265,32 @@ def test_submit_refuses_bad_bodies_naming_the_field(
     client: TestClient, body: dict, field: str, words: list[str]
 ) -> None:
     refused(client.post(f"{API}/searches", json=body), 422, field, *words)
+
+
+@pytest.mark.parametrize(
+    ("error", "field"),
+    [
+        (ConfigError("too many", section="TRAIN", key="r1"), "config.r1"),
+        (ConfigError("unknown key", section="TRAIN", key="epoch1"), "config.epoch1"),
+        (ConfigError("not a pruner", key="prune_method"), "config.prune_method"),
+        (ConfigError("not registered", key="problem"), "problem"),
+        (ConfigError("[TRAIN] r1: the text is not read", section=None, key=None), None),
+        (ConfigError("another section", section="TEST", key="arm"), None),
+        (ConfigError("no such field", key="colour"), None),
+    ],
+)
+def test_a_config_error_names_the_field_of_its_key(
+    tmp_path, settings_for, error: ConfigError, field: str | None
+) -> None:
+    app = create_app(settings_for(tmp_path))
+
+    async def refuse() -> None:
+        raise error
+
+    app.add_api_route("/refuse", refuse)
+    with TestClient(app) as c:
+        r = c.get("/refuse")
+    assert r.status_code == 422 and r.json() == {"detail": str(error), "field": field}
 
 
 @pytest.mark.parametrize(
