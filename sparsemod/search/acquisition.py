@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 import torch
+from botorch.acquisition.multi_objective import logei
 from botorch.acquisition.multi_objective.logei import qLogExpectedHypervolumeImprovement
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
@@ -28,6 +29,14 @@ from botorch.utils.multi_objective.box_decompositions.non_dominated import (
     FastNondominatedPartitioning,
 )
 from gpytorch.mlls import ExactMarginalLogLikelihood
+
+# botorch 0.18 builds qLogEHVI's fused C++ kernel with torch.utils.cpp_extension (-O3
+# -march=native) the first time one is constructed, into ~/.cache/torch_extensions: 30-90 s
+# on two cores inside the first GP round after install, again each time another venv on the
+# machine has rebuilt it there (the include paths differ), and a hang forever if a killed
+# build left its lock file. Its pure-PyTorch path picks the same arms, 0.2-2 s slower a round
+# here. Marking the load as already tried keeps botorch on that path, for the Ax generator too.
+logei._load_attempted = True
 
 
 def select(
