@@ -40,13 +40,7 @@ from sparsemod.compress.static_int8 import convert_both
 from sparsemod.compress.structured import shrink_to_state
 from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
-from sparsemod.errors import (
-    BuildError,
-    CompressionError,
-    ConfigError,
-    InfeasibleError,
-    MeasureError,
-)
+from sparsemod.errors import BuildError, ConfigError, InfeasibleError
 from sparsemod.problems import Problem
 from sparsemod.train import TrainSettings, accuracy, seeded, train
 
@@ -219,8 +213,43 @@ class WarmStart:
     state: bytes
 
 
-# Infeasible candidates end as failed trials; anything else is a bug and propagates.
-_CANDIDATE_FAILURES = (BuildError, InfeasibleError, CompressionError, MeasureError)
+# The closed list of candidate failures (DESIGN.md, "Failures"): a network that does not
+# build (BuildError), diverges (InfeasibleError from a non-finite loss) or runs out of
+# memory. Everything else is a bug, in sparsemod or in a user's builder or network (a
+# TypeError, a shape mismatch, ...), or a deliberate error that every candidate would
+# meet (ConfigError, CompressionError, MeasureError): it propagates and stops the search.
+_CANDIDATE_FAILURES = (BuildError, InfeasibleError)
+# torch raises a plain RuntimeError when the CPU allocator (or MPS, or cuBLAS / cuDNN)
+# cannot allocate; only the CUDA caching allocator raises torch.OutOfMemoryError.
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "ALLOC_FAILED")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out (GPU or CPU)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY)
+
+
+def candidate_failure(exc: BaseException) -> str | None:
+    """Why ``exc`` fails the candidate, or None when it is not a candidate failure.
+
+    Args:
+        exc: what evaluating a candidate raised.
+
+    Returns:
+        The reason a failed trial stores (``Type: message``), or None for an exception that
+        must propagate.
+    """
+    if is_out_of_memory(exc):
+        return f"out of memory: {type(exc).__name__}: {exc}"
+    if isinstance(exc, InfeasibleError) and exc.__cause__ is not None:
+        # compress/context.py wraps every RuntimeError of its training in InfeasibleError:
+        # that is the candidate's failure only when what it wraps is one.
+        return candidate_failure(exc.__cause__)
+    if isinstance(exc, _CANDIDATE_FAILURES):
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def evaluate(
@@ -241,10 +270,12 @@ def evaluate(
 
     Returns:
         A completed result, or a failed one whose ``failure_reason`` says why the
-        candidate could not be built, trained or measured.
+        candidate did not build, ran out of memory or diverged (see
+        :func:`candidate_failure`).
 
     Raises:
         ConfigError: ``params`` are not a point of the space.
+        Exception: anything else raised on the way, unchanged: a bug stops the search.
     """
     params = problem.space.validate(params)
     splits = data if data is not None else problem.load(settings.seed)
@@ -252,10 +283,14 @@ def evaluate(
     history: list[dict[str, Any]] = []
     try:
         result = _run(problem, params, settings, splits, history, warm_start)
-    except _CANDIDATE_FAILURES as exc:
-        result = _failed(params, settings, f"{type(exc).__name__}: {exc}", exc, history)
-    except torch.OutOfMemoryError as exc:
-        result = _failed(params, settings, f"out of memory: {exc}", exc, history)
+    except Exception as exc:
+        reason = candidate_failure(exc)
+        if reason is None:
+            bug = exc.__cause__ if isinstance(exc, InfeasibleError) else None
+            if bug is not None:  # the bug itself, with its traceback, not the wrapper
+                raise bug from bug.__cause__
+            raise
+        result = _failed(params, settings, reason, exc, history)
     return replace(result, total_seconds=time.perf_counter() - start)
 
 
@@ -278,12 +313,9 @@ def _build(
     shape: tuple[tuple[int, ...], int] | None = None,
 ) -> nn.Module:
     input_shape, num_classes = shape or (tuple(splits.input_shape), splits.num_classes)
-    try:
-        model = problem.build(params, input_shape, num_classes)
-    except (BuildError, ConfigError):
-        raise
-    except Exception as exc:  # a user's builder may raise anything for a bad combination
-        raise BuildError(f"the builder raised {type(exc).__name__}: {exc}") from exc
+    # A builder says BuildError for a combination that gives no network; anything else it
+    # raises is a bug in it, and propagates.
+    model = problem.build(params, input_shape, num_classes)
     if not isinstance(model, nn.Module):
         raise BuildError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -324,7 +356,7 @@ def _run(
         dense_epochs, settings.batch_size, lr, device=settings.device, seed=settings.seed
     )
     train_start = time.perf_counter()
-    for rec in _guarded_train(model, splits, tset):
+    for rec in train(model, splits, tset):
         history.append(
             {
                 "stage": "train",
@@ -441,16 +473,6 @@ def _inherit(problem: Problem, warm: WarmStart, child: nn.Module, splits: Splits
     return dict(inherit_weights(parent.eval(), child))
 
 
-def _guarded_train(model: nn.Module, splits: Splits, tset: TrainSettings) -> list[Any]:
-    try:
-        return train(model, splits, tset)
-    except RuntimeError as exc:
-        # Shape mismatches inside a user's network surface here as RuntimeError from torch.
-        if isinstance(exc, torch.OutOfMemoryError):
-            raise
-        raise InfeasibleError(f"the network does not run on this data: {exc}") from exc
-
-
 def _example_input(splits: Splits) -> torch.Tensor:
     x = splits.val[0][0]
     return torch.as_tensor(x).unsqueeze(0).cpu()
@@ -529,6 +551,8 @@ def predict_costs(
     Raises:
         BuildError: the parameters do not give a network.
         ConfigError: ``params`` are not a point of the space.
+        MeasureError: torch.fx cannot trace the network.
+        Exception: whatever else the builder or the network's forward raises (a bug).
     """
     params = problem.space.validate(params)
     with seeded(settings.seed):
@@ -542,19 +566,16 @@ def predict_costs(
     scheme = settings.quant_scheme
     if scheme == "both" and not has_recurrent(model):
         scheme = "post"
-    try:
-        if scheme == "both":
-            deployed = quantize(model, "both", [x], x)
-            return metrics.measure_all(deployed, x, settings.target_flops)
-        costs = metrics.measure_all(
-            model,
-            x,
-            settings.target_flops,
-            int8_layers=_INT8_LAYERS[scheme],
-            activation_bytes=1 if scheme == "post" else None,
-        )
-    except MeasureError as exc:
-        raise BuildError(f"the network does not run on its input: {exc}") from exc
+    if scheme == "both":
+        deployed = quantize(model, "both", [x], x)
+        return metrics.measure_all(deployed, x, settings.target_flops)
+    costs = metrics.measure_all(
+        model,
+        x,
+        settings.target_flops,
+        int8_layers=_INT8_LAYERS[scheme],
+        activation_bytes=1 if scheme == "post" else None,
+    )
     if scheme == "post":
         # Static int8 stores a (scale, zero point) per quantized activation: the input's and
         # each conv / linear output's but the last (the logits leave in float); pooling and

@@ -2,9 +2,14 @@
 
 An executor is shaped like Ax's runner protocol: ``submit`` (run), ``poll`` (results as
 they finish), ``stop``. The search loop hands it the arms of a round and takes the results
-in whatever order they finish; it never knows which executor it has. A failure inside a
-worker (an exception, a killed process, a lost Ray node) comes back as a failed trial with
-its reason, never as a hung search.
+in whatever order they finish; it never knows which executor it has.
+
+Failures are the same whichever executor runs a trial. A candidate failure (a network that
+does not build, runs out of memory or diverges: :func:`sparsemod.evaluate.evaluate`
+decides) is a failed trial, and so is a worker that dies under a trial (killed, out of
+memory, a lost Ray node), never a hung search. Any other exception is a bug: ``poll``
+raises it in the search process, as the sequential executor does, with the worker's
+traceback as its ``__cause__`` (a :class:`RemoteTraceback`), and the search stops.
 
 Tasks name their problem the way config.ini does (``problem = digits_cnn`` or
 ``package.module:function``), so a worker process rebuilds the problem with
@@ -17,11 +22,13 @@ import abc
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
+import os
+import pickle
 import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -88,6 +95,58 @@ def _failed(task: Task, reason: str) -> TrialResult:
     return TrialResult(FAILED, dict(task.params), task.settings.seed, failure_reason=reason)
 
 
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker: the ``__cause__`` of that
+    exception when ``poll`` raises it again in the search process."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n" + self.text
+
+
+class WorkerError(Exception):
+    """An exception raised while a worker ran a task, carried back to the search process.
+
+    ``poll`` raises ``error`` (the exception itself) from a :class:`RemoteTraceback`; it
+    raises this instead when ``error`` could not be pickled, its message being the
+    worker's traceback.
+
+    Args:
+        text: which trial, which process, and the formatted traceback.
+        error: the exception, or None when it does not survive pickling.
+    """
+
+    def __init__(self, text: str, error: BaseException | None = None) -> None:
+        super().__init__(text, error)
+        self.text = text
+        self.error = error
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def of(cls, task: Task, exc: BaseException) -> WorkerError:
+        """The carrier of ``exc``, raised while the worker ran ``task``."""
+        text = f"trial {task.key} in worker process {os.getpid()}:\n" + "".join(
+            traceback.format_exception(exc)
+        )
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:  # noqa: BLE001 - e.g. an __init__ that its args do not fit
+            return cls(text)
+        return cls(text, exc)
+
+
+def raise_from_worker(exc: BaseException) -> NoReturn:
+    """Raise in the search process what a worker raised: the error, from its traceback."""
+    if isinstance(exc, WorkerError) and exc.error is not None:
+        raise exc.error from RemoteTraceback(exc.text)
+    raise exc
+
+
 # ----------------------------------------------------------------------------- sequential
 
 
@@ -147,13 +206,17 @@ def _warm_up(ref: str, seed: int) -> None:
 
 
 def _run_in_worker(task: Task) -> TrialResult:
-    problem, loaded = _load_in_worker(task.problem, task.settings.seed)
-    settings = task.settings
-    if settings.device == "auto" and torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        settings = _with_device(settings, f"cuda:{_WORKER.get('device_index', 0) % n}")
-    with torch_threads(task.threads):
-        return evaluate(problem, task.params, settings, loaded, task.warm_start)
+    try:
+        problem, loaded = _load_in_worker(task.problem, task.settings.seed)
+        settings = task.settings
+        if settings.device == "auto" and torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            settings = _with_device(settings, f"cuda:{_WORKER.get('device_index', 0) % n}")
+        with torch_threads(task.threads):
+            return evaluate(problem, task.params, settings, loaded, task.warm_start)
+    except Exception as exc:
+        # evaluate returned the candidate failures: this is a bug, for the search to raise.
+        raise WorkerError.of(task, exc) from None
 
 
 def _with_device(settings: EvalSettings, device: str) -> EvalSettings:
@@ -240,9 +303,10 @@ class ProcessExecutor(Executor):
                 out.append((task.key, self._note_retry(task, fut.result())))
             except cf.process.BrokenProcessPool as exc:
                 lost.append((task, f"worker process died: {exc}"))
-            except Exception as exc:  # an error inside evaluate: the trial fails, with why
-                reason = "".join(traceback.format_exception_only(exc)).strip()
-                out.append((task.key, _failed(task, f"error in worker: {reason}")))
+            except Exception as exc:
+                # Not a candidate failure (those come back as results): the search stops.
+                self.stop()
+                raise_from_worker(exc)
         if lost:
             # The whole pool is gone with the dead worker: everything it held is lost.
             lost += [(t, "worker process died: the pool broke") for t in self._futures.values()]

@@ -165,7 +165,9 @@ def trace(model: nn.Module, example_input: torch.Tensor | None = None) -> fx.Gra
         output tensors when ``example_input`` was given.
 
     Raises:
-        MeasureError: the model cannot be traced or does not run on the input.
+        MeasureError: torch.fx cannot trace the model.
+        Exception: whatever the model's forward raises on the input (a network that does
+            not run is a bug in it, not a measurement to fail).
     """
     if isinstance(model, fx.GraphModule):
         gm = model
@@ -187,8 +189,6 @@ def trace(model: nn.Module, example_input: torch.Tensor | None = None) -> fx.Gra
         try:
             with torch.inference_mode():
                 _Recorder(gm).run(example_input.to(_device_of(model)))
-        except Exception as exc:
-            raise MeasureError(f"forward pass for measuring failed: {exc}") from exc
         finally:
             if toggle:
                 model.train(was_training)
@@ -271,7 +271,7 @@ def working_memory_bytes(
         The peak in bytes.
 
     Raises:
-        MeasureError: the model cannot be traced or run.
+        MeasureError: the model cannot be traced.
     """
     return _working_memory(trace(model, example_input[:1]), activation_bytes)
 
@@ -399,7 +399,7 @@ def flops(model: nn.Module, example_input: torch.Tensor) -> int:
         FLOPs as an int.
 
     Raises:
-        MeasureError: the model cannot be traced or run.
+        MeasureError: the model cannot be traced.
     """
     return _flops(trace(model, example_input[:1]))
 

@@ -2,7 +2,8 @@
 
 Ray only runs evaluations (``ray.remote`` tasks with resource requests); Ax stays the
 brain and the store the record. A task whose worker or node is lost comes back as a
-failed trial with Ray's reason.
+failed trial with Ray's reason; an exception raised by the task itself is a bug, raised
+again in the search process as the other executors do (see :mod:`sparsemod.executors`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from typing import Any
 
 from sparsemod.errors import ConfigError
 from sparsemod.evaluate import FAILED, TrialResult
-from sparsemod.executors import Executor, Task, _run_in_worker, check_named
+from sparsemod.executors import (
+    Executor,
+    Task,
+    WorkerError,
+    _run_in_worker,
+    check_named,
+    raise_from_worker,
+)
 from sparsemod.problems import Problem
 
 
@@ -75,7 +83,12 @@ class RayExecutor(Executor):
             task = self._refs.pop(ref)
             try:
                 out.append((task.key, ray.get(ref)))
-            except Exception as exc:  # a crashed worker, a lost node, an error in the task
+            except ray.exceptions.RayTaskError as exc:
+                # The task raised (not a candidate failure: those come back as results).
+                self.stop()
+                cause = exc.cause
+                raise_from_worker(cause if isinstance(cause, WorkerError) else exc)
+            except Exception as exc:  # a crashed or killed worker, a lost node
                 reason = f"ray: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}"
                 out.append(
                     (

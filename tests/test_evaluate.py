@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import traceback
 
 import pytest
 import torch
@@ -178,3 +179,84 @@ def test_predicted_working_memory_counts_the_float_logits_as_measured():
     # int8 input 4 B + int8 hidden 16 B, then the hidden 16 B + 50 float logits 200 B
     assert predicted["working_memory_bytes"] == r.working_memory_bytes == 16 + 50 * 4
     assert predicted["flops"] == r.flops == 2 * (4 * 16 + 16 * 50)
+
+
+# ------------------------------------------------------------------ failures (DESIGN.md)
+# A candidate that does not build, runs out of memory or diverges is a failed trial;
+# anything else is a bug and propagates. tests/faulty_problems.py picks each fault by the
+# width of the first layer.
+
+FAST = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def faulty():
+    import faulty_problems
+
+    problem = faulty_problems.mixed()
+    return problem, problem.load(0), faulty_problems.FAULT_OF_UNITS1
+
+
+def _with_fault(faulty, fault: str) -> dict:
+    problem, _, faults = faulty
+    (units,) = [u for u, f in faults.items() if f == fault]
+    return dict(problem.space.reference, units1=units, keep_ratio=1.0)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "dynamic_sparse"])
+def test_a_shape_mismatch_in_training_is_a_bug_not_a_failed_trial(faulty, method):
+    # magnitude: the dense training; dynamic_sparse trains through compress/context.py
+    problem, data, _ = faulty
+    params = dict(_with_fault(faulty, "shape"), keep_ratio=0.5)
+    settings = dataclasses.replace(FAST, prune_method=method)
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as info:
+        evaluate(problem, params, settings, data)
+    assert "in forward" in "".join(traceback.format_exception(info.value))
+
+
+def test_a_builder_that_raises_anything_but_build_error_has_a_bug(faulty):
+    problem, data, _ = faulty
+
+    def build(params, input_shape, num_classes):
+        raise TypeError("the builder's own bug")
+
+    broken = dataclasses.replace(problem, build=build)
+    with pytest.raises(TypeError, match="the builder's own bug"):
+        evaluate(broken, problem.space.reference, FAST, data)
+    with pytest.raises(TypeError, match="the builder's own bug"):
+        predict_costs(broken, problem.space.reference, FAST, data.input_shape, data.num_classes)
+
+
+def test_a_network_that_does_not_run_is_not_costed_as_a_candidate_that_does_not_build():
+    class Mismatched(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1) @ torch.zeros(3, 10)
+
+    problem = Problem("mismatched", mlp_space(), lambda p, s, c: Mismatched(), _wide_output_data)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        predict_costs(
+            problem,
+            problem.space.reference,
+            dataclasses.replace(FAST, pruning=False),
+            (1, 2, 2),
+            50,
+        )
+
+
+@pytest.mark.parametrize(
+    ("fault", "method", "reason"),
+    [
+        ("build", "magnitude", "BuildError: this candidate does not build"),
+        ("diverge", "magnitude", "InfeasibleError: training diverged: loss is nan"),
+        ("out_of_memory", "magnitude", "out of memory: RuntimeError: "),
+        ("out_of_memory", "dynamic_sparse", "out of memory: RuntimeError: "),
+    ],
+)
+def test_candidate_failures_are_failed_trials_with_their_reason(faulty, fault, method, reason):
+    problem, data, _ = faulty
+    params = dict(_with_fault(faulty, fault), keep_ratio=0.5)
+    settings = dataclasses.replace(FAST, prune_method=method)
+    r = evaluate(problem, params, settings, data)
+    assert r.status == FAILED
+    assert r.failure_reason.startswith(reason), r.failure_reason
+    assert r.error is None and r.working_memory_bytes is None

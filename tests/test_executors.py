@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
+import traceback
 
 import pytest
 
 from sparsemod.config import TrainConfig
 from sparsemod.errors import ConfigError
-from sparsemod.executors import make_executor
+from sparsemod.evaluate import EvalSettings
+from sparsemod.executors import RemoteTraceback, Task, WorkerError, make_executor, raise_from_worker
 from sparsemod.problems import get_problem
 from sparsemod.search import Search
 from sparsemod.store import Store
@@ -177,3 +181,90 @@ def test_unknown_executor_and_unfindable_problem_are_named():
         make_executor("cluster", problem, "digits_cnn")
     with pytest.raises(ConfigError, match="names 'digits_cnn', not the search's"):
         make_executor("processes", get_problem("digits_mlp"), "digits_cnn", workers=2)
+
+
+# ------------------------------------------------------------------ failures, every executor
+# A candidate that does not build, runs out of memory or diverges is a failed trial with its
+# reason; any other exception in a worker is a bug, raised again in the search process with
+# the worker's traceback. tests/faulty_problems.py picks each fault by units1.
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+@contextlib.contextmanager
+def _executor(kind: str, monkeypatch):
+    ref = "faulty_problems:mixed"
+    monkeypatch.syspath_prepend(TESTS)  # spawned worker processes inherit sys.path
+    if kind == "ray":
+        ray = pytest.importorskip("ray")
+        pythonpath = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+        )
+    executor = make_executor(kind, get_problem(ref), ref, workers=2)
+    try:
+        yield executor
+    finally:
+        executor.stop()
+        if kind == "ray":
+            ray.shutdown()
+
+
+def _task(key: int, fault: str | None) -> Task:
+    from faulty_problems import FAULT_OF_UNITS1
+
+    units = {f: u for u, f in FAULT_OF_UNITS1.items()}.get(fault, 16)
+    params = dict(get_problem("digits_mlp").space.reference, units1=units, keep_ratio=1.0)
+    settings = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+    return Task(key, "faulty_problems:mixed", params, settings)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "processes", "ray"])
+def test_candidate_failures_fail_their_trials_and_a_bug_stops_every_executor(kind, monkeypatch):
+    with _executor(kind, monkeypatch) as executor:
+        for key, fault in enumerate([None, "build", "diverge", "out_of_memory"]):
+            executor.submit(_task(key, fault))
+        results = {}
+        while len(results) < 4:
+            results.update(executor.poll())
+        assert results[0].ok, results[0].failure_reason
+        reasons = [results[k].failure_reason for k in (1, 2, 3)]
+        assert reasons[0].startswith("BuildError: this candidate does not build")
+        assert reasons[1].startswith("InfeasibleError: training diverged: loss is nan")
+        assert reasons[2].startswith("out of memory: RuntimeError: ")
+        assert "can't allocate memory" in reasons[2]
+
+        executor.submit(_task(4, "bug"))
+        executor.submit(_task(5, None))
+        with pytest.raises(TypeError, match="injected bug") as info:
+            while executor.poll():  # [] once nothing is pending: then it did not raise
+                pass
+    shown = "".join(traceback.format_exception(info.value))
+    # the worker's frames, down to the bug, reach the user
+    assert 'faulty_problems.py", line' in shown and "in injected_bug" in shown
+    assert "in evaluate" in shown
+    if kind != "sequential":
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        assert info.value.__cause__.text.startswith("trial 4 in worker process ")
+        assert "in injected_bug" in info.value.__cause__.text
+
+
+class _Unpicklable(Exception):
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(f"{a} and {b}")
+
+
+def test_an_error_that_cannot_be_pickled_still_brings_its_traceback():
+    try:
+        raise _Unpicklable("left", "right")
+    except _Unpicklable as exc:
+        carried = pickle.loads(pickle.dumps(WorkerError.of(_task(7, None), exc)))
+    assert carried.error is None
+    with pytest.raises(WorkerError) as info:
+        raise_from_worker(carried)
+    text = str(info.value)
+    assert text.startswith("trial 7 in worker process ")
+    assert "_Unpicklable: left and right" in text and "test_executors.py" in text

@@ -173,6 +173,18 @@ def test_batch_larger_than_one_is_cut_to_one():
     assert metrics.flops(m, torch.randn(7, 1, 8, 8)) == 5888
 
 
+def test_a_forward_that_fails_raises_its_own_error_not_a_measure_error():
+    class Mismatched(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1) @ torch.zeros(3, 10)
+
+    # a network that does not run is a bug to show, not a measurement that failed
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        metrics.working_memory_bytes(Mismatched(), X)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        metrics.measure_all(Mismatched(), X, 1e6)
+
+
 def test_untraceable_model_says_why():
     class Branchy(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

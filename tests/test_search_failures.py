@@ -1,0 +1,75 @@
+"""A search with failures: a bug stops it, a failed candidate does not.
+
+The problems are in tests/faulty_problems.py; their faults strike in training, after the
+search process has costed the networks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import traceback
+
+import pytest
+
+from sparsemod.config import TrainConfig
+from sparsemod.search import Search
+from sparsemod.store import Store
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+TINY = dict(
+    r1=1,
+    r2=0,
+    r3=0,
+    batch_size=2,  # arms a round
+    epochs1=1,
+    device="cpu",
+    prune_method="magnitude_layerwise",
+)
+
+
+def _search(tmp_path, problem: str, **options) -> tuple[Search, Store, io.StringIO]:
+    out = io.StringIO()
+    store = Store(f"sqlite:///{tmp_path / 'failures.db'}")
+    cfg = TrainConfig(name="failures", root=str(tmp_path), problem=problem, **TINY, **options)
+    return Search(cfg, out=out, store=store), store, out
+
+
+@pytest.mark.parametrize(
+    ("executor", "workers", "problem", "error", "message", "frame"),
+    [
+        ("sequential", 1, "always_shape_mismatch", RuntimeError, "cannot be multiplied", "forward"),
+        ("processes", 2, "always_bug", TypeError, "injected bug", "injected_bug"),
+    ],
+)
+def test_a_bug_stops_the_search_with_its_traceback_and_fails_no_trial(
+    tmp_path, monkeypatch, executor, workers, problem, error, message, frame
+):
+    monkeypatch.syspath_prepend(TESTS)  # spawned worker processes inherit sys.path
+    search, store, out = _search(
+        tmp_path, f"faulty_problems:{problem}", executor=executor, workers=workers
+    )
+    with pytest.raises(error, match=message) as info:
+        search.run()
+    shown = "".join(traceback.format_exception(info.value))
+    assert 'faulty_problems.py", line' in shown and f"in {frame}" in shown
+    found = store.find_search("failures")
+    assert found.status == "failed"
+    assert found.error.startswith(f"{error.__name__}: ") and message in found.error
+    # the bug was not recorded as a candidate that failed
+    assert store.count_trials(found.id, "failed") == 0
+    assert store.count_trials(found.id, "completed") == 0
+    assert "FAILED" not in out.getvalue()
+
+
+def test_without_debug_a_failed_trial_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(TESTS)
+    search, store, out = _search(tmp_path, "faulty_problems:always_diverges")
+    search.run()
+    failed = [line for line in out.getvalue().splitlines() if "FAILED" in line]
+    assert len(failed) == 2
+    assert all(
+        line.endswith("InfeasibleError: training diverged: loss is nan at epoch 1")
+        for line in failed
+    )
+    assert "Traceback" not in out.getvalue()
