@@ -138,13 +138,16 @@ def get_problem(name: str) -> Problem:
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"problem: cannot import {name!r} ({exc})") from exc
+            raise ConfigError(f"problem: cannot import {name!r} ({exc})", key="problem") from exc
     if factory is None:
         raise ConfigError(
             f"problem: {name!r} is not a known problem ({available()}) "
-            "nor a 'package.module:function' path"
+            "nor a 'package.module:function' path",
+            key="problem",
         )
     problem = factory() if callable(factory) and not isinstance(factory, Problem) else factory
     if not isinstance(problem, Problem):
-        raise ConfigError(f"problem: {name!r} gave {type(problem).__name__}, not a Problem")
+        raise ConfigError(
+            f"problem: {name!r} gave {type(problem).__name__}, not a Problem", key="problem"
+        )
     return problem

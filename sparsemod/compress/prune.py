@@ -166,7 +166,7 @@ def named_prunable(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
 
 def check_keep_ratio(keep_ratio: float) -> float:
     if not 0.0 < keep_ratio <= 1.0:
-        raise ConfigError(f"keep_ratio: {keep_ratio!r} is not in (0, 1]")
+        raise ConfigError(f"keep_ratio: {keep_ratio!r} is not in (0, 1]", key="keep_ratio")
     return float(keep_ratio)
 
 

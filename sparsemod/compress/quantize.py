@@ -43,7 +43,9 @@ SCHEMES = ("none", "post", "dynamic", "both")
 def check_scheme(scheme: str) -> str:
     """Raises ConfigError naming the value when ``scheme`` is not a known scheme."""
     if scheme not in SCHEMES:
-        raise ConfigError(f"quant_scheme: {scheme!r} is not one of {list(SCHEMES)}")
+        raise ConfigError(
+            f"quant_scheme: {scheme!r} is not one of {list(SCHEMES)}", key="quant_scheme"
+        )
     return scheme
 
 

@@ -31,4 +31,6 @@ def get_pruner(name: str) -> Pruner:
     try:
         return PRUNERS[name]()
     except KeyError:
-        raise ConfigError(f"prune_method: {name!r} is not one of {sorted(PRUNERS)}") from None
+        raise ConfigError(
+            f"prune_method: {name!r} is not one of {sorted(PRUNERS)}", key="prune_method"
+        ) from None
