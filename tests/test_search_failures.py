@@ -1,4 +1,4 @@
-"""A search with failures: a bug stops it, a failed candidate does not.
+"""A search with failures: a bug stops it, a failed candidate does not, debug shows why.
 
 The problems are in tests/faulty_problems.py; their faults strike in training, after the
 search process has costed the networks.
@@ -60,6 +60,22 @@ def test_a_bug_stops_the_search_with_its_traceback_and_fails_no_trial(
     assert store.count_trials(found.id, "failed") == 0
     assert store.count_trials(found.id, "completed") == 0
     assert "FAILED" not in out.getvalue()
+
+
+def test_debug_prints_the_whole_traceback_of_a_failed_trial(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(TESTS)
+    search, store, out = _search(tmp_path, "faulty_problems:always_diverges", debug=True)
+    search.run()
+    found = store.find_search("failures")
+    trials = store.list_trials(found.id)
+    assert [t.status for t in trials] == ["failed", "failed"]
+    reason = trials[0].failure_reason
+    assert reason.startswith("InfeasibleError: training diverged: loss is nan at epoch 1")
+    assert "Traceback (most recent call last):" in reason
+    printed = out.getvalue()
+    # every line of the stored reason is printed, the traceback's frames included
+    assert all(line in printed for line in reason.splitlines())
+    assert 'sparsemod/train.py", line' in printed and "in train" in printed
 
 
 def test_without_debug_a_failed_trial_is_one_line(tmp_path, monkeypatch):

@@ -762,8 +762,8 @@ class Search:
         if t.parent is not None:
             head += f" <- {t.parent} ({t.morph})"
         if r.status != COMPLETED:
-            reason = (r.failure_reason or "").splitlines()[0]
-            self._say(f"{head} FAILED: {reason}")
+            # All of it: under debug the reason ends with the traceback (DESIGN.md).
+            self._say(f"{head} FAILED: {r.failure_reason or 'no reason recorded'}")
             return
         self._say(
             f"{head}: error {r.error:.4f}, size {_bytes(r.model_size_bytes)}, "
