@@ -25,7 +25,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from sparsemod import store as store_module
 from sparsemod.errors import ConfigError, DataError
 from sparsemod.store import (
     METRICS,
@@ -36,6 +35,7 @@ from sparsemod.store import (
     head_revision,
     upgrade_database,
 )
+from sparsemod.store import engine as store_engine
 
 PG_ENV = "SPARSEMOD_TEST_POSTGRES_URL"
 TABLES = (
@@ -582,7 +582,7 @@ def test_migration_matches_models(store: Store) -> None:
 def _newer_migrations(tmp_path: Path) -> Path:
     """A copy of the migrations with one more revision, as a later sparsemod would ship."""
     location = tmp_path / "migrations"
-    shutil.copytree(store_module.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(store_engine.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
     (location / "versions" / "0002_note.py").write_text(
         '"""Add a note to searches."""\n'
         "import sqlalchemy as sa\n"
@@ -615,7 +615,7 @@ def test_old_database_is_refused_then_upgraded(
     url = f"sqlite:///{tmp_path}/old.db"
     with Store(url) as s:  # written by this sparsemod, at 0001_initial
         sid = _search(s, "kept")
-    monkeypatch.setattr(store_module, "MIGRATIONS", _newer_migrations(tmp_path))
+    monkeypatch.setattr(store_engine, "MIGRATIONS", _newer_migrations(tmp_path))
     assert head_revision() == "0002_note"
     with pytest.raises(StoreError) as info:
         Store(url)
@@ -633,7 +633,7 @@ def test_upgrade_flag_migrates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     url = f"sqlite:///{tmp_path}/old.db"
     with Store(url) as s:
         sid = _search(s, "kept")
-    monkeypatch.setattr(store_module, "MIGRATIONS", _newer_migrations(tmp_path))
+    monkeypatch.setattr(store_engine, "MIGRATIONS", _newer_migrations(tmp_path))
     with Store(url, upgrade=True) as s:
         assert s.get_search(sid).name == "kept"
     assert "note" in _columns(url, "searches")
@@ -642,7 +642,7 @@ def test_upgrade_flag_migrates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_newer_database_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path}/new.db"
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "MIGRATIONS", _newer_migrations(tmp_path))
+        patch.setattr(store_engine, "MIGRATIONS", _newer_migrations(tmp_path))
         Store(url).close()  # written by a later sparsemod
     for opener in (
         lambda: Store(url),
@@ -667,7 +667,7 @@ def test_downgrade_to_base_and_recreate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/down.db"
     Store(url).close()
     config = Config()
-    config.set_main_option("script_location", str(store_module.MIGRATIONS))
+    config.set_main_option("script_location", str(store_engine.MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     command.downgrade(config, "base")
     with sqlite3.connect(tmp_path / "down.db") as raw:
