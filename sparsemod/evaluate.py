@@ -243,10 +243,6 @@ def candidate_failure(exc: BaseException) -> str | None:
     """
     if is_out_of_memory(exc):
         return f"out of memory: {type(exc).__name__}: {exc}"
-    if isinstance(exc, InfeasibleError) and exc.__cause__ is not None:
-        # compress/context.py wraps every RuntimeError of its training in InfeasibleError:
-        # that is the candidate's failure only when what it wraps is one.
-        return candidate_failure(exc.__cause__)
     if isinstance(exc, _CANDIDATE_FAILURES):
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -286,9 +282,6 @@ def evaluate(
     except Exception as exc:
         reason = candidate_failure(exc)
         if reason is None:
-            bug = exc.__cause__ if isinstance(exc, InfeasibleError) else None
-            if bug is not None:  # the bug itself, with its traceback, not the wrapper
-                raise bug from bug.__cause__
             raise
         result = _failed(params, settings, reason, exc, history)
     return replace(result, total_seconds=time.perf_counter() - start)

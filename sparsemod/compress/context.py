@@ -20,7 +20,7 @@ from torch import nn
 from sparsemod.compress.prune import PruneStep, count_weights, make_permanent
 from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
-from sparsemod.errors import ConfigError, InfeasibleError
+from sparsemod.errors import ConfigError
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]
@@ -112,15 +112,12 @@ class PruneContext:
             seed: the shuffling / dropout seed; the candidate's when omitted.
 
         Raises:
-            InfeasibleError: the network does not run on the data, or training diverged.
+            InfeasibleError: training diverged.
+            Exception: anything else training raised, unchanged (the evaluator decides
+                what is a candidate failure).
         """
         tset = replace(self.settings, epochs=epochs, seed=self.seed if seed is None else seed)
-        try:
-            records = train(model, self.splits, tset, after_step=after_step)
-        except RuntimeError as exc:
-            if isinstance(exc, torch.OutOfMemoryError):
-                raise
-            raise InfeasibleError(f"the network does not run on this data: {exc}") from exc
+        records = train(model, self.splits, tset, after_step=after_step)
         _, kept = count_weights(model)
         return [
             replace(
