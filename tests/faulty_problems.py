@@ -80,3 +80,8 @@ def always_shape_mismatch() -> Problem:
 def always_diverges() -> Problem:
     """Every network's training loss is NaN."""
     return Problem("faulty_always_diverges", BASE.space, _build("diverge"), BASE.data)
+
+
+def never_builds() -> Problem:
+    """Every network raises BuildError in its builder (the search finds it while costing)."""
+    return Problem("faulty_never_builds", BASE.space, _build("build"), BASE.data)

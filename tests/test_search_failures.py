@@ -89,3 +89,20 @@ def test_without_debug_a_failed_trial_is_one_line(tmp_path, monkeypatch):
         for line in failed
     )
     assert "Traceback" not in out.getvalue()
+
+
+def test_debug_keeps_the_traceback_of_a_network_that_does_not_build(tmp_path, monkeypatch):
+    # A BuildError met while costing a candidate in the search process fails its trial
+    # without training; under debug its reason carries the builder's traceback too.
+    monkeypatch.syspath_prepend(TESTS)
+    search, store, out = _search(
+        tmp_path, "faulty_problems:never_builds", debug=True, ref_point=(1.0, 1e5, 1e4)
+    )
+    search.run()
+    trials = store.list_trials(store.find_search("failures").id)
+    assert [t.status for t in trials] == ["failed", "failed"]
+    reason = trials[0].failure_reason
+    assert reason.startswith("BuildError: this candidate does not build (on purpose)\n")
+    assert "Traceback (most recent call last):" in reason
+    assert 'faulty_problems.py", line' in reason and "in build" in reason
+    assert all(line in out.getvalue() for line in reason.splitlines())

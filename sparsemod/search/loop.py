@@ -12,6 +12,7 @@ import contextlib
 import math
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -472,6 +473,8 @@ class Search:
             except BuildError as exc:
                 self._predicted[k] = None
                 self._build_errors[k] = str(exc)
+                if self.config.debug:  # as the evaluator does for a failed candidate
+                    self._build_errors[k] += "\n" + "".join(traceback.format_exception(exc))
         return self._predicted[k]
 
     def _violates(self, costs: Mapping[str, float]) -> bool:
