@@ -28,13 +28,13 @@ from sparsemod.compress import (
     sparsity,
 )
 from sparsemod.compress.context import state_copy
+from sparsemod.compress.dynamic_int8 import swap_dynamic
 from sparsemod.compress.quantize import (
     has_recurrent,
     is_exported,
     load_exported,
     quantize,
     save_exported,
-    swap_dynamic,
 )
 from sparsemod.compress.static_int8 import convert_both
 from sparsemod.compress.structured import shrink_to_state

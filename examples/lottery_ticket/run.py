@@ -33,7 +33,7 @@ from torch import nn
 from sparsemod.compress import apply_masks
 from sparsemod.compress.context import state_copy
 from sparsemod.compress.lottery import prune_round, rewind, schedule
-from sparsemod.compress.prune import count_weights
+from sparsemod.compress.masks import count_weights
 from sparsemod.data import Splits, load_digits
 from sparsemod.train import TrainSettings, accuracy, seeded, train
 

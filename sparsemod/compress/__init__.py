@@ -1,19 +1,21 @@
 """Compression: pruning methods and quantization schemes.
 
-Pruning methods (``prune_method``), each in its own module: ``magnitude`` and
-``magnitude_layerwise`` (:mod:`.prune`), ``l1_structured`` (:mod:`.structured`), ``imp``
-(:mod:`.lottery`), ``snip`` (:mod:`.snip`), ``dynamic_sparse`` (:mod:`.dynamic_sparse`).
-Quantization schemes (``quant_scheme``): :mod:`.quantize` and :mod:`.static_int8`.
+The pruning protocol is :mod:`.base` (a :class:`Pruner` returns :class:`PruneStep` s,
+:mod:`.step`), the masks and their helpers are :mod:`.masks`, and what a method that
+trains gets is :mod:`.context`. Pruning methods (``prune_method``), each in its own
+module: ``magnitude`` and ``magnitude_layerwise`` (:mod:`.magnitude`), ``l1_structured``
+(:mod:`.structured`), ``imp`` (:mod:`.lottery`), ``snip`` (:mod:`.snip`),
+``dynamic_sparse`` (:mod:`.dynamic_sparse`); :mod:`.registry` names them.
+Quantization schemes (``quant_scheme``): :mod:`.quantize` dispatches to PT2E,
+:mod:`.dynamic_int8` and :mod:`.static_int8`.
 """
 
 from __future__ import annotations
 
+from sparsemod.compress.base import Pruner
 from sparsemod.compress.context import PruneContext, PruneOptions
-from sparsemod.compress.prune import (
-    GlobalMagnitude,
-    LayerwiseMagnitude,
-    Pruner,
-    PruneStep,
+from sparsemod.compress.magnitude import GlobalMagnitude, LayerwiseMagnitude
+from sparsemod.compress.masks import (
     apply_masks,
     make_permanent,
     masks_of,
@@ -22,6 +24,7 @@ from sparsemod.compress.prune import (
 )
 from sparsemod.compress.quantize import SCHEMES, check_scheme, quantize
 from sparsemod.compress.registry import PRUNERS, get_pruner
+from sparsemod.compress.step import PruneStep
 
 __all__ = [
     "PRUNERS",

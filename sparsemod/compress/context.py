@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsemod.compress.prune import PruneStep, count_weights, make_permanent
+from sparsemod.compress.masks import count_weights, make_permanent
+from sparsemod.compress.step import PruneStep
 from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError

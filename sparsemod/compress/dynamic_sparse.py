@@ -25,11 +25,10 @@ import math
 import torch
 from torch import nn
 
+from sparsemod.compress.base import Pruner
 from sparsemod.compress.context import PruneContext
-from sparsemod.compress.prune import (
-    LayerwiseMagnitude,
-    Pruner,
-    PruneStep,
+from sparsemod.compress.magnitude import LayerwiseMagnitude
+from sparsemod.compress.masks import (
     apply_masks,
     check_keep_ratio,
     count_weights,
@@ -37,6 +36,7 @@ from sparsemod.compress.prune import (
     named_prunable,
     require_prunable,
 )
+from sparsemod.compress.step import PruneStep
 
 _LAST_UPDATE = 0.75
 

@@ -27,11 +27,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from sparsemod.compress.base import Pruner
 from sparsemod.compress.context import PruneContext
-from sparsemod.compress.prune import (
-    GlobalMagnitude,
-    Pruner,
-    PruneStep,
+from sparsemod.compress.magnitude import GlobalMagnitude
+from sparsemod.compress.masks import (
     apply_masks,
     check_keep_ratio,
     count_weights,
@@ -41,6 +40,7 @@ from sparsemod.compress.prune import (
     require_prunable,
     top_k_masks,
 )
+from sparsemod.compress.step import PruneStep
 from sparsemod.errors import ConfigError
 
 DEFAULT_RATE = 0.2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sparsemod.compress.base import Pruner
 from sparsemod.compress.dynamic_sparse import DynamicSparse
 from sparsemod.compress.lottery import LotteryTicket
-from sparsemod.compress.prune import GlobalMagnitude, LayerwiseMagnitude, Pruner
+from sparsemod.compress.magnitude import GlobalMagnitude, LayerwiseMagnitude
 from sparsemod.compress.snip import Snip
 from sparsemod.compress.structured import L1Structured
 from sparsemod.errors import ConfigError

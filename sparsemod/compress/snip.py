@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsemod.compress.base import Pruner
 from sparsemod.compress.context import PruneContext
-from sparsemod.compress.prune import (
-    GlobalMagnitude,
-    Pruner,
-    PruneStep,
+from sparsemod.compress.magnitude import GlobalMagnitude
+from sparsemod.compress.masks import (
     apply_masks,
     check_keep_ratio,
     count_weights,
@@ -25,6 +24,7 @@ from sparsemod.compress.prune import (
     require_prunable,
     top_k_masks,
 )
+from sparsemod.compress.step import PruneStep
 from sparsemod.train import resolve_device, seeded
 
 

@@ -4,7 +4,7 @@ PT2E cannot quantize LSTM / GRU, and ``torch.export`` inlines sparsemod's dynami
 dozens of elementwise ops that no longer read as one layer, so for a network with an RNN
 ``both`` is built from sparsemod's own modules on a ``torch.fx`` graph:
 
-* LSTM / GRU become :class:`~sparsemod.compress.quantize.DynamicInt8RNN` (int8 weights,
+* LSTM / GRU become :class:`~sparsemod.compress.dynamic_int8.DynamicInt8RNN` (int8 weights,
   float activations quantized on the fly);
 * every conv / linear becomes a :class:`StaticInt8Layer`: int8 weights per output channel,
   a batch norm and ReLU that follow it folded in, a calibrated (scale, zero point) for its
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from sparsemod.compress.quantize import DynamicInt8RNN, _quantize_rows
+from sparsemod.compress.dynamic_int8 import DynamicInt8RNN, quantize_rows
 from sparsemod.errors import CompressionError
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -108,7 +108,7 @@ class StaticInt8Layer(nn.Module):
             self.stride, self.padding = layer.stride, layer.padding
             self.dilation, self.groups = layer.dilation, layer.groups
         self.relu = relu
-        q, scale = _quantize_rows(layer.weight)
+        q, scale = quantize_rows(layer.weight)
         self.register_buffer("weight_int8", q)
         self.register_buffer("scale", scale)
         self.register_buffer("zero_point", torch.zeros_like(scale, dtype=torch.int8))

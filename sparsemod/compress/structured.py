@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from sparsemod.compress.prune import Pruner, PruneStep, check_keep_ratio, count_weights
+from sparsemod.compress.base import Pruner
+from sparsemod.compress.masks import check_keep_ratio, count_weights
+from sparsemod.compress.step import PruneStep
 from sparsemod.errors import CompressionError
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

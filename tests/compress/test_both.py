@@ -8,7 +8,8 @@ from torch import nn
 
 from sparsemod import metrics
 from sparsemod.compress import quantize
-from sparsemod.compress.quantize import DynamicInt8RNN, is_exported
+from sparsemod.compress.dynamic_int8 import DynamicInt8RNN
+from sparsemod.compress.quantize import is_exported
 from sparsemod.compress.static_int8 import StaticInt8Layer
 from sparsemod.evaluate import EvalSettings, evaluate, load_model, predict_costs
 from sparsemod.problems import get_problem

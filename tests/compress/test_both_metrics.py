@@ -8,7 +8,7 @@ from torch import nn
 from sparsemod import metrics
 from sparsemod.builders.rnn import LastStep
 from sparsemod.compress import quantize
-from sparsemod.compress.quantize import DynamicInt8RNN
+from sparsemod.compress.dynamic_int8 import DynamicInt8RNN
 from sparsemod.compress.static_int8 import QuantizeActivation, StaticInt8Layer
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from sparsemod import metrics
 from sparsemod.compress import PruneContext, PruneOptions, PruneStep, make_permanent, masks_of
 from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, random_masks
-from sparsemod.compress.prune import named_prunable
+from sparsemod.compress.masks import named_prunable
 from sparsemod.data import load_digits
 from sparsemod.evaluate import EvalSettings, evaluate
 from sparsemod.problems import get_problem

@@ -10,7 +10,7 @@ from sparsemod import metrics
 from sparsemod.compress import PruneContext, PruneOptions, apply_masks, make_permanent, masks_of
 from sparsemod.compress.context import state_copy
 from sparsemod.compress.lottery import LotteryTicket, prune_round, rewind
-from sparsemod.compress.prune import count_weights
+from sparsemod.compress.masks import count_weights
 from sparsemod.data import load_digits
 from sparsemod.evaluate import EvalSettings, evaluate, load_model
 from sparsemod.problems import get_problem

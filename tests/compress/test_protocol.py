@@ -18,7 +18,7 @@ from sparsemod.compress import (
     masks_of,
 )
 from sparsemod.compress.lottery import schedule
-from sparsemod.compress.prune import top_k_masks
+from sparsemod.compress.masks import top_k_masks
 from sparsemod.data import load_digits
 from sparsemod.errors import CompressionError, ConfigError
 from sparsemod.evaluate import EvalSettings

@@ -11,12 +11,8 @@ from torch import nn
 
 from sparsemod.builders import build_cnn, cnn_space
 from sparsemod.compress import quantize
-from sparsemod.compress.quantize import (
-    DynamicInt8Linear,
-    DynamicInt8RNN,
-    load_exported,
-    save_exported,
-)
+from sparsemod.compress.dynamic_int8 import DynamicInt8Linear, DynamicInt8RNN
+from sparsemod.compress.quantize import load_exported, save_exported
 from sparsemod.data import load_digits
 from sparsemod.errors import CompressionError, ConfigError
 from sparsemod.train import TrainSettings, accuracy, seeded, train

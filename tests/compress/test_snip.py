@@ -9,7 +9,7 @@ from torch import nn
 
 from sparsemod import metrics
 from sparsemod.compress import PruneContext, PruneOptions, make_permanent, masks_of
-from sparsemod.compress.prune import count_weights
+from sparsemod.compress.masks import count_weights
 from sparsemod.compress.snip import Snip, sensitivity
 from sparsemod.data import load_digits
 from sparsemod.evaluate import EvalSettings, evaluate

@@ -3,7 +3,9 @@
 Ray only runs evaluations (``ray.remote`` tasks with resource requests); Ax stays the
 brain and the store the record. A task whose worker or node is lost comes back as a
 failed trial with Ray's reason; an exception raised by the task itself is a bug, raised
-again in the search process as the other executors do (see :mod:`sparsemod.executors`).
+again in the search process as the other executors do (see
+:mod:`sparsemod.executors.base`). Ray is imported when an executor is made, not with
+this module.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from sparsemod.errors import ConfigError
-from sparsemod.evaluate import FAILED, TrialResult
-from sparsemod.executors import (
+from sparsemod.evaluate import TrialResult
+from sparsemod.executors.base import (
     Executor,
     Task,
     WorkerError,
-    _run_in_worker,
     check_named,
+    failed,
     raise_from_worker,
 )
+from sparsemod.executors.worker import run_task
 from sparsemod.problems import Problem
 
 
@@ -44,6 +47,9 @@ class RayExecutor(Executor):
             Ray (or use the one this process already started).
         num_cpus: CPUs a trial asks for.
         num_gpus: GPUs a trial asks for (fractions share a GPU).
+
+    Raises:
+        ConfigError: Ray is not installed, or a worker cannot find the problem by ``ref``.
     """
 
     def __init__(
@@ -90,14 +96,7 @@ class RayExecutor(Executor):
                 raise_from_worker(cause if isinstance(cause, WorkerError) else exc)
             except Exception as exc:  # a crashed or killed worker, a lost node
                 reason = f"ray: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}"
-                out.append(
-                    (
-                        task.key,
-                        TrialResult(
-                            FAILED, dict(task.params), task.settings.seed, failure_reason=reason
-                        ),
-                    )
-                )
+                out.append((task.key, failed(task, reason)))
         return out
 
     def stop(self) -> None:
@@ -108,4 +107,4 @@ class RayExecutor(Executor):
 
 
 def _evaluate_task(task: Task) -> TrialResult:
-    return _run_in_worker(task)
+    return run_task(task)
