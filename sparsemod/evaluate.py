@@ -38,10 +38,10 @@ from sparsemod.compress.quantize import (
 )
 from sparsemod.compress.static_int8 import convert_both
 from sparsemod.compress.structured import shrink_to_state
-from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import BuildError, ConfigError, InfeasibleError
 from sparsemod.problems import Problem
+from sparsemod.settings import check_pruning, check_setting
 from sparsemod.train import TrainSettings, accuracy, seeded, train
 
 COMPLETED = "completed"
@@ -131,6 +131,7 @@ class EvalSettings:
         check_setting("flops", self.target_flops)
         for key in ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme"):
             check_setting(key, getattr(self, key))
+        get_pruner(self.prune_method)  # registered (the name check above is only its shape)
         self.prune_options()
         check_pruning(
             self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs

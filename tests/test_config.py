@@ -7,17 +7,10 @@ import re
 
 import pytest
 
-from sparsemod import config
-from sparsemod.config import (
-    RunConfig,
-    TrainConfig,
-    load_config,
-    parse_duration,
-    parse_flops,
-    parse_objectives,
-    parse_size,
-)
+from sparsemod import config, settings
+from sparsemod.config import RunConfig, TrainConfig, load_config
 from sparsemod.errors import ConfigError
+from sparsemod.settings import parse_duration, parse_flops, parse_objectives, parse_size
 
 FULL_INI = """\
 [DEFAULT]
@@ -581,7 +574,7 @@ def test_a_value_load_config_accepts_runs_and_one_it_refuses_does_not(section, i
         for item in items:
             k, _, v = item.partition("=")
             try:
-                values[k] = config._SPECS[k].parse(v, k)
+                values[k] = settings.SPECS[k].parse(v, k)
             except (ValueError, KeyError, ConfigError):
                 values[k] = v
         renamed = {"train_batch_size": "batch_size", "flops": "target_flops"}

@@ -19,9 +19,9 @@ from torch import nn
 
 from sparsemod.compress.masks import count_weights, make_permanent
 from sparsemod.compress.step import PruneStep
-from sparsemod.config import check_pruning, check_setting
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError
+from sparsemod.settings import check_pruning, check_setting
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]
