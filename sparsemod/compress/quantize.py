@@ -36,8 +36,9 @@ from torch import nn
 from sparsemod.compress.dynamic_int8 import swap_dynamic
 from sparsemod.compress.static_int8 import convert_both
 from sparsemod.errors import CompressionError, ConfigError
+from sparsemod.settings import QUANT_SCHEMES
 
-SCHEMES = ("none", "post", "dynamic", "both")
+SCHEMES = QUANT_SCHEMES  # declared with the quant_scheme key (sparsemod.settings)
 
 
 def check_scheme(scheme: str) -> str:

@@ -24,6 +24,7 @@ from sparsemod.executors.processes import ProcessExecutor
 from sparsemod.executors.ray import RayExecutor
 from sparsemod.executors.sequential import SequentialExecutor
 from sparsemod.problems import Problem
+from sparsemod.settings import EXECUTORS
 
 __all__ = [
     "EXECUTORS",
@@ -40,7 +41,7 @@ __all__ = [
     "torch_threads",
 ]
 
-EXECUTORS = ("sequential", "processes", "ray")
+# The executor key's declaration lists them (sparsemod.settings).
 
 
 def make_executor(
