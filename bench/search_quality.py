@@ -244,19 +244,19 @@ def normalise(values: np.ndarray, kind: str, ranges: dict) -> np.ndarray:
 
 
 def score(runs: list[dict], ranges: dict) -> dict[str, Any]:
-    from sparsemod import report
+    from sparsemod.results import pareto
 
     kinds = ("linear", "log")
     for run in runs:
         values = np.array([[t[o] for o in OBJECTIVES] for t in run["trials"]], dtype=float)
         run["values"] = values
         for kind in kinds:
-            run[f"hv_{kind}"] = report.hypervolume_trace(normalise(values, kind, ranges), [1, 1, 1])
+            run[f"hv_{kind}"] = pareto.hypervolume_trace(normalise(values, kind, ranges), [1, 1, 1])
     every = np.concatenate([r["values"] for r in runs])
     owner = [r["method"] for r in runs for _ in r["trials"]]
-    mask = report.pareto_mask(every)
+    mask = pareto.pareto_mask(every)
     front = every[mask]
-    best = {kind: report.hypervolume(normalise(front, kind, ranges), [1, 1, 1]) for kind in kinds}
+    best = {kind: pareto.hypervolume(normalise(front, kind, ranges), [1, 1, 1]) for kind in kinds}
     share: dict[str, float] = {}
     for method in {r["method"] for r in runs}:
         mine = np.array([o == method for o in owner])

@@ -88,9 +88,9 @@ def _warm() -> None:
     # The first hypervolume imports BoTorch (seconds); do it before the first poll.
     import numpy as np
 
-    from sparsemod import report
+    from sparsemod.results.pareto import hypervolume
 
-    report.hypervolume(np.array([[0.5, 0.5]]), [1.0, 1.0])
+    hypervolume(np.array([[0.5, 0.5]]), [1.0, 1.0])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from sparsemod.errors import ConfigError
+from sparsemod.results.artifact import artifact_from, artifact_problem
 
 
 def load_model_bytes(
@@ -34,9 +35,10 @@ def load_model_bytes(
         The network, in eval mode, on the CPU.
 
     Raises:
-        ConfigError: an unknown format, or ``state_dict`` without ``meta``.
+        ConfigError: an unknown format, or ``state_dict`` without ``meta`` or without its
+            problem.
     """
-    from sparsemod.evaluate import ModelArtifact, load_model
+    from sparsemod.evaluate import load_model
 
     if format == "exported":
         from sparsemod.compress.quantize import load_exported
@@ -49,12 +51,7 @@ def load_model_bytes(
         raise ConfigError("a state_dict model needs its meta (GET /api/v1/trials/{id})")
     from sparsemod.problems import get_problem
 
-    artifact = ModelArtifact(
-        format,
-        bytes(data),
-        dict(meta["params"]),
-        tuple(meta["input_shape"]),
-        int(meta["num_classes"]),
-        str(meta["quant_scheme"]),
-    )
-    return load_model(artifact, get_problem(str(meta["problem"])))
+    problem = artifact_problem(meta)
+    if problem is None:
+        raise ConfigError("the model's meta names no problem (GET /api/v1/trials/{id})")
+    return load_model(artifact_from(meta, data, format), get_problem(problem))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsemod import report
+from sparsemod.results.pareto import hypervolume, pareto_mask
 from sparsemod.store import SearchRecord, Store, TrialRecord
 
 _CACHE_SIZE = 256
@@ -82,11 +82,11 @@ def compute(search: SearchRecord, trials: list[TrialRecord]) -> Progress:
     values = np.array(
         [[t.metrics.get(o, math.nan) for o in objectives] for t in done], dtype=float
     ).reshape(len(done), len(objectives))
-    mask = report.pareto_mask(values) if done else np.zeros(0, dtype=bool)
+    mask = pareto_mask(values) if done else np.zeros(0, dtype=bool)
     pareto = tuple(t for t, m in zip(done, mask) if m)
     hv = None
     if search.ref_point:
-        hv = report.hypervolume(values, search.ref_point) if done else 0.0
+        hv = hypervolume(values, search.ref_point) if done else 0.0
     best = None
     scored = [(tuple(_nan_last(v) for v in row), t.index, t) for row, t in zip(values, done)]
     if scored:

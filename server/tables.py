@@ -1,6 +1,6 @@
 """trials.csv and pareto.csv of a search, built from the store (not from its files).
 
-The columns are those ``sparsemod export`` writes (:func:`sparsemod.report.trials_frame`);
+The columns are those ``sparsemod export`` writes (:func:`sparsemod.results.trials.trials_frame`);
 ``pareto.csv`` adds ``test_error`` (1 - the stored test accuracy of each Pareto member).
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from sparsemod import report
 from sparsemod.errors import ConfigError
 from sparsemod.problems import get_problem
+from sparsemod.results.trials import trials_frame
 from sparsemod.store import SearchRecord, Store, TrialRecord
 
 
@@ -32,7 +32,7 @@ def _frame(store: Store, search: SearchRecord) -> tuple[list[TrialRecord], objec
         }
         for t in trials
     ]
-    return trials, report.trials_frame(rows, names, list(search.objectives))
+    return trials, trials_frame(rows, names, list(search.objectives))
 
 
 def trials_csv(store: Store, search: SearchRecord) -> str:

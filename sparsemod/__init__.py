@@ -7,7 +7,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_results": "sparsemod.report",
+    "load_results": "sparsemod.results.reading",
     "evaluate": "sparsemod.evaluate",
     "EvalSettings": "sparsemod.evaluate",
     "get_problem": "sparsemod.problems",

@@ -131,7 +131,8 @@ def _search(cfg: TrainConfig, resume: int | None) -> None:
 
 def _tools(args: argparse.Namespace) -> None:
     from sparsemod.problems import get_problem
-    from sparsemod.search.record import export_search, lineage
+    from sparsemod.results.export import export_search
+    from sparsemod.search.record import lineage
     from sparsemod.store import Store, default_url, upgrade_database
 
     if args.tool == "serve":
@@ -231,7 +232,7 @@ def run_test(cfg: TestConfig) -> dict:
     """
     from sparsemod.evaluate import evaluate
     from sparsemod.problems import get_problem
-    from sparsemod.report import load_results
+    from sparsemod.results.reading import load_results
 
     results = load_results(Path(cfg.root) / cfg.name)
     rows = results.trials[results.trials["index"] == cfg.arm]

@@ -8,7 +8,7 @@ import pytest
 
 from sparsemod.cli import main
 from sparsemod.problems import get_problem
-from sparsemod.report import load_results
+from sparsemod.results.reading import load_results
 from sparsemod.train import accuracy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ import pytest
 
 from sparsemod.config import TrainConfig
 from sparsemod.problems import get_problem
-from sparsemod.report import hypervolume, load_results, pareto_mask
+from sparsemod.results.pareto import hypervolume, pareto_mask
+from sparsemod.results.reading import load_results
 from sparsemod.search import Search
 from sparsemod.store import Store, default_url
 from sparsemod.train import accuracy

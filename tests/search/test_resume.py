@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sparsemod.report import pareto_mask
+from sparsemod.results.pareto import pareto_mask
 from sparsemod.store import Store, default_url
 
 REPO = Path(__file__).resolve().parents[2]

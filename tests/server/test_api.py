@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from sparsemod import report
 from sparsemod.errors import ConfigError
 from sparsemod.problems import available, get_problem
+from sparsemod.results.pareto import hypervolume
 from sparsemod.store import Store
 
 API = "/api/v1"
@@ -415,7 +415,7 @@ def test_get_a_finished_search(client: TestClient, seeded, store: Store) -> None
     assert (got["trials_completed"], got["trials_failed"], got["trials_running"]) == (2, 1, 0)
     assert got["phase"] == "sobol" and got["pareto_size"] == 2
     values = np.array([[0.2, 5000, 900], [0.4, 1000, 300]])
-    assert got["hypervolume"] == pytest.approx(report.hypervolume(values, [1.0, 1e5, 1e4]))
+    assert got["hypervolume"] == pytest.approx(hypervolume(values, [1.0, 1e5, 1e4]))
     assert got["best"]["id"] == seeded.trial_ids[0] and got["best"]["metrics"]["error"] == 0.2
     assert got["best"]["is_pareto"] is True
 
