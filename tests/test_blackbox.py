@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import golden_trials
 import pytest
 
 from sparsemod.cli import main
@@ -29,3 +30,5 @@ def test_default_config_most_accurate_pareto_model_reaches_95_percent(tmp_path):
     model = results.load_model(int(best["index"]))
     data = get_problem("digits_cnn").load(0)
     assert accuracy(model, data.test) == pytest.approx(1.0 - best["test_error"])
+    # and it is the search the same seed always gave (tests/golden_trials.py)
+    assert golden_trials.rows_of(tmp_path / "digits_cnn" / "trials.csv") == golden_trials.DEFAULT

@@ -21,7 +21,6 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from sparsemod import report
 from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
 from sparsemod.errors import BuildError, ConfigError, SparsemodError
@@ -36,6 +35,7 @@ from sparsemod.evaluate import (
 from sparsemod.executors import Task, make_executor
 from sparsemod.morph import morphs
 from sparsemod.problems import Problem, get_problem
+from sparsemod.results.pareto import hypervolume, pareto_mask
 from sparsemod.search import record
 from sparsemod.search.acquisition import select
 from sparsemod.search.ax_backend import AxBackend
@@ -72,28 +72,6 @@ class Trial:
     def value(self, name: str) -> float:
         v = getattr(self.result, name, None) if self.result is not None else None
         return float("nan") if v is None else float(v)
-
-    def row(self) -> dict[str, Any]:
-        r = self.result
-        out: dict[str, Any] = {
-            "index": self.index,
-            "phase": self.phase,
-            "parent": self.parent,
-            "status": self.status,
-            "failure_reason": r.failure_reason if r else None,
-            "params": self.params,
-        }
-        for name in (
-            "error",
-            "model_size_bytes",
-            "working_memory_bytes",
-            "flops",
-            "latency_s",
-            "accuracy_val",
-            "train_seconds",
-        ):
-            out[name] = getattr(r, name, None) if r else None
-        return out
 
 
 @dataclass
@@ -318,7 +296,7 @@ class Search:
         for g, grp in enumerate(groups):
             last = grp[-1].index
             done = [t for t in self._completed() if t.index <= last]
-            hv = report.hypervolume(self._values(done), self.ref_point) if done else 0.0
+            hv = hypervolume(self._values(done), self.ref_point) if done else 0.0
             self.hv_history.append(hv)
             self.rounds.append(
                 {
@@ -714,13 +692,13 @@ class Search:
         done = self._completed()
         if not done:
             return []
-        mask = report.pareto_mask(self._values(done))
+        mask = pareto_mask(self._values(done))
         return [t for t, m in zip(done, mask) if m]
 
     def hypervolume(self) -> float:
         """Hypervolume of the completed trials, normalised by the reference point."""
         done = self._completed()
-        return report.hypervolume(self._values(done), self.ref_point) if done else 0.0
+        return hypervolume(self._values(done), self.ref_point) if done else 0.0
 
     def _stop(self, phase_hv: list[float]) -> bool:
         cfg = self.config
