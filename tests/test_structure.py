@@ -26,6 +26,7 @@ LONG = {
     "sparsemod/morph.py": 486,
 }
 
+
 def modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
     """Dotted module name -> file, for every module of ``packages`` but the migrations."""
     out = {}

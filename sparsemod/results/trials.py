@@ -10,12 +10,11 @@ import pandas as pd
 
 from sparsemod.errors import ConfigError
 from sparsemod.results.pareto import pareto_mask
+from sparsemod.settings import OBJECTIVES  # the objectives key declares them
 
 if TYPE_CHECKING:
     from sparsemod.store import TrialRecord
 
-OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
-"""Every objective a search can minimise; a search uses the first ``n``."""
 
 _ID_COLUMNS = ("index", "phase", "parent", "status", "failure_reason")
 _METRIC_COLUMNS = (
