@@ -1,0 +1,117 @@
+"""What every deployment runtime gives: an artifact, and the runtime's own report on it.
+
+Each runtime is one module of this package (``tflite``, ``executorch``, ``onnx``) holding a
+:class:`Runtime`: ``export`` turns a trained float network into the bytes the board loads,
+fully int8; ``check`` loads those bytes in the runtime on this machine, runs data through
+them and reads the runtime's own figures back. Every figure in a :class:`RuntimeReport`
+comes from the runtime (its interpreter, its planner, the file's length), never from
+sparsemod's cost model: it is the judge the objectives are held to.
+
+The runtimes themselves (litert-torch, tflite-micro, executorch, onnx, onnxruntime) are
+imported only inside the runtime modules, and only when a function that needs them runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from sparsemod.errors import SparsemodError
+
+
+class DeployError(SparsemodError):
+    """A network could not be exported to, or checked in, a runtime.
+
+    The message is one line naming what is wrong: the format, the missing extra to
+    install, the op and layer the runtime cannot run, or the two accuracies that disagree.
+    """
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of an artifact, as the runtime sees it.
+
+    ``scale`` and ``zero_point`` map the int8 values to real ones
+    (``real = scale * (q - zero_point)``); both are ``None`` for a float tensor.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The bytes one runtime loads, and how to feed them.
+
+    ``format`` is the runtime's name (``tflite``, ``executorch``, ``onnx``); ``suffix`` the
+    file suffix (``.tflite``, ``.pte``, ``.onnx``). ``meta`` holds what the exporter knows
+    that a reader may want (the quantizer used, the converter's version).
+    """
+
+    format: str
+    suffix: str
+    data: bytes
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """The artifact's length in bytes: what it takes in flash."""
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    """What the runtime says about an artifact, read from the runtime itself.
+
+    ``memory_bytes`` is the working memory the runtime plans for one inference (TFLM's
+    arena, ExecuTorch's planned buffers, onnxruntime's none: ``None``). ``memory_split``
+    names its parts as the runtime names them (TFLM: ``activations`` = the arena's head,
+    ``persistent`` = its tail). ``accuracy`` is top-1 over the data ``check`` was given.
+    """
+
+    runtime: str
+    artifact_bytes: int
+    accuracy: float
+    samples: int
+    memory_bytes: int | None = None
+    memory_split: Mapping[str, int] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Runtime(Protocol):
+    """One deployment runtime (see the module docstring)."""
+
+    name: str
+    extra: str  # the pip extra that installs it: ``pip install "sparsemod[<extra>]"``
+
+    def export(
+        self,
+        model: nn.Module,
+        example: torch.Tensor,
+        calibration: Iterable[torch.Tensor],
+    ) -> Artifact:
+        """Quantize ``model`` (a trained float network, eval mode) to int8 and export it.
+
+        Args:
+            model: the float network, pruned and fine-tuned; it is not changed.
+            example: one input batch (batch size 1) that fixes the input shape.
+            calibration: input batches the activation ranges are calibrated on (the
+                training split, never the test split).
+        """
+        ...
+
+    def check(
+        self, artifact: Artifact, data: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    ) -> RuntimeReport:
+        """Load ``artifact`` in the runtime, run ``data`` (inputs, labels) through it and
+        read the runtime's figures back."""
+        ...
