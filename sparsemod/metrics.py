@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from sparsemod.errors import MeasureError
+from sparsemod.objectives.tracer import trace
 
 FLOAT_BITS = 32
 SCALE_BYTES = 4
@@ -119,86 +119,6 @@ _FUSE_MODULES = (
 _CONV_LINEAR_NAMES = {"conv1d", "conv2d", "conv3d", "convolution", "linear", "addmm"}
 _CONV_LINEAR_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-
-class _Tracer(fx.Tracer):
-    """Keeps torch.nn layers and sparsemod's quantized layers as single graph nodes."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(m, "deployed_tensors") or super().is_leaf_module(m, qualname)
-
-
-class _Recorder(fx.Interpreter):
-    """Runs the graph once and keeps each node's output shapes and dtypes."""
-
-    def run_node(self, n: fx.Node) -> Any:
-        out = super().run_node(n)
-        n.meta["sm_tensors"] = [(tuple(t.shape), t.dtype) for t in _tensors_in(out)]
-        return out
-
-
-def _tensors_in(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors_in(v)]
-    return []
-
-
-@dataclass
-class _Graph:
-    gm: fx.GraphModule
-    nodes: list[fx.Node] = field(default_factory=list)
-
-
-def trace(model: nn.Module, example_input: torch.Tensor | None = None) -> fx.GraphModule:
-    """The fx graph sparsemod measures, with shapes recorded when an input is given.
-
-    Args:
-        model: any model; an ``fx.GraphModule`` (for example a PT2E model) is used as is.
-        example_input: one input with its batch dimension; run through the graph once.
-
-    Returns:
-        The graph module; each node's ``meta["sm_tensors"]`` lists (shape, dtype) of its
-        output tensors when ``example_input`` was given.
-
-    Raises:
-        MeasureError: torch.fx cannot trace the model.
-        Exception: whatever the model's forward raises on the input (a network that does
-            not run is a bug in it, not a measurement to fail).
-    """
-    if isinstance(model, fx.GraphModule):
-        gm = model
-    else:
-        try:
-            graph = _Tracer().trace(model)
-        except Exception as exc:  # fx raises many kinds; the user needs the reason
-            raise MeasureError(
-                f"{type(model).__name__} cannot be traced by torch.fx ({exc}); sparsemod "
-                "needs a forward without control flow on tensor values to measure it"
-            ) from exc
-        gm = fx.GraphModule(model, graph)
-    if example_input is not None:
-        # Exported (PT2E) models refuse .eval(); they are already in inference form.
-        toggle = not isinstance(model, fx.GraphModule)
-        was_training = model.training
-        if toggle:
-            model.eval()
-        try:
-            with torch.inference_mode():
-                _Recorder(gm).run(example_input.to(_device_of(model)))
-        finally:
-            if toggle:
-                model.train(was_training)
-    return gm
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def _target_name(n: fx.Node) -> str:

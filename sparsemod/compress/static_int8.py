@@ -33,6 +33,7 @@ from torch import fx, nn
 
 from sparsemod.compress.dynamic_int8 import DynamicInt8RNN, quantize_rows
 from sparsemod.errors import CompressionError
+from sparsemod.objectives.tracer import symbolic_trace
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -190,11 +191,6 @@ class _Calibrating(nn.Module):
         return activation_qparams(lo, hi) if lo <= hi else (1.0, 0)
 
 
-class _Tracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(m, "deployed_tensors") or super().is_leaf_module(m, qualname)
-
-
 def fold_batch_norm(layer: nn.Module, bn: nn.Module) -> nn.Module:
     """A copy of ``layer`` with the (eval-mode) batch norm that follows it folded in."""
     layer = copy.deepcopy(layer)
@@ -282,7 +278,7 @@ def convert_both(model: nn.Module, calibration: Iterable[torch.Tensor] | None) -
     """
     swap_rnns(model.eval())
     try:
-        gm = fx.GraphModule(model, _Tracer().trace(model))
+        gm = symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds; the user needs the reason
         raise CompressionError(
             f"quant_scheme 'both' needs a network torch.fx can trace: {exc}"

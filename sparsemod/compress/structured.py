@@ -28,6 +28,7 @@ from sparsemod.compress.base import Pruner
 from sparsemod.compress.masks import check_keep_ratio, count_weights
 from sparsemod.compress.step import PruneStep
 from sparsemod.errors import CompressionError
+from sparsemod.objectives.tracer import symbolic_trace
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -100,11 +101,6 @@ class Root:
         return self.module.weight.shape[0]
 
 
-class _Tracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return hasattr(m, "deployed_tensors") or super().is_leaf_module(m, qualname)
-
-
 def plan(model: nn.Module) -> list[Root]:
     """The roots of ``model`` and who follows each one's channels.
 
@@ -113,7 +109,7 @@ def plan(model: nn.Module) -> list[Root]:
             module cannot follow (naming the layer and the op), or nothing can be pruned.
     """
     try:
-        gm = fx.GraphModule(model, _Tracer().trace(model))
+        gm = symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds; the user needs the reason
         raise CompressionError(
             f"l1_structured: {type(model).__name__} cannot be traced by torch.fx ({exc})"
