@@ -13,8 +13,10 @@ imported only inside the runtime modules, and only when a function that needs th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -115,3 +117,55 @@ class Runtime(Protocol):
         """Load ``artifact`` in the runtime, run ``data`` (inputs, labels) through it and
         read the runtime's figures back."""
         ...
+
+
+def require(module: str, runtime: str, extra: str) -> Any:
+    """Import ``module`` for ``runtime``, or say which extra installs it.
+
+    Args:
+        module: the dotted module name (``litert_torch``, ``onnxruntime``, ...).
+        runtime: the format it serves, for the message.
+        extra: the pip extra that installs it.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        DeployError: the module is not installed (one line naming the extra).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DeployError(
+            f"format {runtime!r} needs {module}, which is not installed ({exc}); "
+            f'install it with: pip install "sparsemod[{extra}]"'
+        ) from exc
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
+    so that ``path`` is either the whole new content or what it was before.
+
+    Args:
+        path: the file to write (its folder must exist).
+        data: the bytes.
+
+    Returns:
+        The path written.
+    """
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path

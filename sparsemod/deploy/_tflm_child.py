@@ -1,0 +1,120 @@
+"""Runs a flatbuffer in the TensorFlow Lite Micro interpreter, in a process of its own.
+
+Run as a script by :mod:`sparsemod.deploy.tflite` (never imported by sparsemod): TFLM's
+``print_allocations`` writes from C++ to the process's stderr, and an arena that is too
+small can end the process with a segmentation fault, so each run gets a child process.
+It imports only numpy and ``tflite_micro``.
+
+``run MODEL INPUTS OUTPUTS REPORT``: reads the arena report of an interpreter with a large
+arena, then runs every input (int8, ``.npy``, one sample a row) through an interpreter
+whose arena is the smallest from the reported total up (16 B steps) that runs, and
+writes the outputs (``.npy``) and a JSON report. ``probe MODEL ARENA``: exits 0 when one
+inference works with that arena, 3 when it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+_ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+_ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes")
+_ALIGN = 16
+_SLACK = 1024
+
+
+@contextlib.contextmanager
+def _capture(into: list[str]):
+    """Send fds 1 and 2 (C++ output included) to a file while the block runs."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            f.seek(0)
+            into.append(f.read().decode(errors="replace"))
+
+
+def _interpreter(data: bytes, arena: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(data, arena_size=arena)
+
+
+def _invoke(interp, x: np.ndarray) -> np.ndarray:
+    interp.set_input(x, 0)
+    interp.invoke()
+    return interp.get_output(0)
+
+
+def run(model: str, inputs: str, outputs: str, report: str) -> None:
+    """The ``run`` command (see the module docstring)."""
+    data = open(model, "rb").read()
+    x = np.load(inputs)
+    log: list[str] = []
+    out: dict = {}
+    try:
+        with _capture(log):
+            big = max(1 << 20, 16 * len(data))
+            interp = _interpreter(data, big)
+            _invoke(interp, x[:1])
+            interp.print_allocations()
+        printed = log[-1]
+        arena = {k: int(v) for k, v in _ARENA.findall(printed)}
+        parts = {k: int(v) for k, v in _ALLOCATION.findall(printed)}
+        out.update(arena=arena, parts=parts, ran_at=big)
+        # The total is what the allocations took; the buffer's own alignment may need a
+        # few bytes more. The first arena from the total up (16 B steps) that runs is used.
+        for arena_size in range(arena["total"], arena["total"] + _SLACK, _ALIGN):
+            try:
+                with _capture(log):
+                    interp = _interpreter(data, arena_size)
+                    _invoke(interp, x[:1])
+            except RuntimeError:
+                continue
+            out["ran_at"] = arena_size
+            break
+        else:
+            interp = _interpreter(data, big)
+        y = np.stack([_invoke(interp, x[i : i + 1])[0] for i in range(len(x))])
+        np.save(outputs, y)
+    except Exception as exc:  # the parent explains it from the log
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["log"] = "".join(log)[-4000:]
+    with open(report, "w") as f:
+        json.dump(out, f)
+
+
+def probe(model: str, arena: str) -> int:
+    """The ``probe`` command: 0 when one inference runs in ``arena`` bytes, 3 when not."""
+    data = open(model, "rb").read()
+    try:
+        interp = _interpreter(data, int(arena))
+        d = interp.get_input_details(0)
+        _invoke(interp, np.zeros(d["shape"], dtype=d["dtype"]))
+    except RuntimeError:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        run(*sys.argv[2:6])
+        sys.exit(0)
+    sys.exit(probe(*sys.argv[2:4]))
