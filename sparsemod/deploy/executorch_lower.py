@@ -1,0 +1,281 @@
+"""The Cortex-M lowering behind :mod:`sparsemod.deploy.executorch`: float network -> int8
+``.pte``.
+
+The steps are ExecuTorch 1.5's own Cortex-M flow (see that module's docstring):
+``torch.export`` with a channels-last input, ``CortexMQuantizer`` (PT2E), ``to_edge``,
+int8 input/output (``quantize_input`` / ``quantize_output``), ``CortexMPassManager``,
+``to_executorch``. executorch is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsemod.deploy.base import DeployError, TensorSpec, require
+
+NAME = "executorch"
+EXTRA = "executorch"
+DEFAULT_CPU = "M4"
+# Ops the lowered program may run on non-int8 values: the layout copies of an int8 tensor
+# keep its dtype, so only the quantize at the input and the dequantize at the output can.
+_EDGE_OPS = ("quantize_per_tensor", "dequantize_per_tensor")
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[list[str]]:
+    """Keep what ExecuTorch's C++ code prints to fds 1 and 2 (its logger, cpuinfo) off the
+    terminal; the text is kept for an error message."""
+    caught: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield caught
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            f.seek(0)
+            caught.append(f.read().decode(errors="replace"))
+
+
+@dataclass
+class Lowered:
+    """Every stage of one export, for callers that want more than the bytes.
+
+    Attributes:
+        quantized: the PT2E int8 graph (``convert_pt2e``), runnable in torch.
+        program: the Cortex-M program after the passes, in the edge dialect; its
+            ``module()`` runs the ``cortex_m::`` operators' Python reference kernels.
+        pte: the Cortex-M ``.pte``.
+        host_pte: the same quantized graph before the Cortex-M passes, as a ``.pte`` the
+            host runtime runs.
+        inputs: the program's input specs.
+        outputs: the program's output specs.
+        scratch_bytes: the CMSIS-NN scratch buffers the passes sized, per operator.
+    """
+
+    quantized: torch.fx.GraphModule
+    program: Any
+    pte: bytes
+    host_pte: bytes
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    scratch_bytes: dict[str, int]
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.contiguous()
+
+
+def _quantize(model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor]):
+    """The network as a PT2E int8 graph with ExecuTorch's Cortex-M quantizer."""
+    from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    try:
+        # check_guards=False: no _guards_fn call_module, which the Cortex-M passes refuse.
+        graph = torch.export.export(model, (example,)).module(check_guards=False)
+    except Exception as exc:
+        raise DeployError(f"{NAME}: torch.export cannot trace the network: {_last(exc)}") from None
+    prepared = prepare_pt2e(graph, CortexMQuantizer())
+    seen = 0
+    with torch.no_grad():
+        for batch in calibration:
+            batch = _channels_last(torch.as_tensor(batch).detach().cpu().float())
+            try:
+                prepared(batch)
+            except Exception:  # a graph traced at batch 1 that fixes the batch size
+                for x in batch.split(1):
+                    prepared(_channels_last(x))
+            seen += 1
+    if not seen:
+        raise DeployError(f"{NAME}: calibration needs at least one input batch")
+    quantized = convert_pt2e(prepared)
+    for m in quantized.modules():  # exported in eval mode; only the flag is left to set
+        m.training = False
+    return quantized
+
+
+def _last(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _edge(quantized: torch.fx.GraphModule, example: torch.Tensor):
+    """The quantized graph in the edge dialect, with int8 input and output where the graph
+    starts with a quantize and ends with a dequantize (it does when every op is quantized).
+
+    Returns:
+        ``(edge program manager, input qparams or None, output qparams or None)``.
+    """
+    import executorch.exir as exir
+    from executorch.backends.cortex_m.edge_compile_config import cortex_m_edge_compile_config
+    from executorch.exir.passes.quantize_io_pass import quantize_input, quantize_output
+
+    exported = torch.export.export(quantized, (example,))
+    edge = exir.to_edge(exported, compile_config=cortex_m_edge_compile_config())
+    program = edge.exported_program()
+    qparams: list[tuple | None] = []
+    for rewrite in (quantize_input, quantize_output):
+        try:
+            qparams.append(tuple(rewrite(program, 0)))
+        except ValueError:  # the edge op is not a quantize/dequantize: it stays float
+            qparams.append(None)
+    program.graph_module.recompile()
+    return edge, qparams[0], qparams[1]
+
+
+def _spec(name: str, shape: tuple[int, ...], qparams: tuple | None) -> TensorSpec:
+    if qparams is None:
+        return TensorSpec(name, shape, "float32")
+    scale, zero_point = float(qparams[0]), int(qparams[1])
+    return TensorSpec(name, shape, str(qparams[4]).removeprefix("torch."), scale, zero_point)
+
+
+def _drop_unused_constants(program: Any) -> list[str]:
+    """Remove the parameters, buffers and constants no node reads (the passes leave the
+    ones they replaced behind), so they are not serialised into the ``.pte``."""
+    from torch.export.exported_program import InputKind
+
+    kinds = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    unused = [
+        s
+        for s in program.graph_signature.input_specs
+        if s.kind in kinds and not nodes[s.arg.name].users
+    ]
+    for s in unused:
+        program.graph_signature.input_specs.remove(s)
+        store = program._state_dict if s.target in program._state_dict else program._constants
+        store.pop(s.target, None)
+        program.graph.erase_node(nodes[s.arg.name])
+    program.graph_module.recompile()
+    return [str(s.target) for s in unused]
+
+
+def layer_of(node: Any) -> str:
+    """The torch layer an edge-dialect node came from (its ``nn_module_stack``), or ``?``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if stack:
+        path, kind = list(stack.values())[-1]
+        kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+        return f"{path} ({kind.rsplit('.', 1)[-1]})"
+    return "?"
+
+
+def _op_name(node: Any) -> str:
+    target = node.target
+    schema = getattr(target, "_schema", None)
+    return str(schema.name) if schema is not None else getattr(target, "__name__", str(target))
+
+
+def _check_int8(program: Any) -> None:
+    """Every operator of the lowered program must be a ``cortex_m::`` one or a layout copy
+    of an int8 tensor; the first that is not is named with its layer."""
+    for node in program.graph.nodes:
+        if node.op != "call_function" or not hasattr(node.target, "_schema"):
+            continue
+        name = _op_name(node)
+        val = node.meta.get("val")
+        dtypes = {
+            v.dtype
+            for v in (val if isinstance(val, (list, tuple)) else [val])
+            if isinstance(v, torch.Tensor)
+        }
+        edge_op = name.startswith("cortex_m::") and name.split("::")[1] in _EDGE_OPS
+        if edge_op or name.startswith("cortex_m::") or dtypes <= {torch.int8}:
+            continue
+        raise DeployError(
+            f"{NAME}: the Cortex-M quantizer and passes leave op {name} of layer "
+            f"{layer_of(node)} in {'/'.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}"
+            ", which has no CMSIS-NN kernel"
+        )
+
+
+def _scratch(program: Any) -> dict[str, int]:
+    from executorch.exir import memory
+
+    sizes: dict[str, int] = {}
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.target is not memory.alloc:
+            for arg in node.args:
+                if getattr(arg, "target", None) is memory.alloc:
+                    sizes[node.name] = sizes.get(node.name, 0) + int(arg.args[0][0][0])
+    return sizes
+
+
+def lower(
+    model: nn.Module,
+    example: torch.Tensor,
+    calibration: Iterable[torch.Tensor],
+    cpu: str = DEFAULT_CPU,
+) -> Lowered:
+    """Quantize ``model`` with the Cortex-M quantizer and lower it to a ``.pte``.
+
+    Args:
+        model: the trained float network (eval mode); it is not changed.
+        example: one input batch of batch size 1.
+        calibration: training batches the activation ranges are calibrated on.
+        cpu: the Cortex-M core (``M0`` ... ``M85``); it picks the CMSIS-NN kernels whose
+            scratch buffers the program plans.
+
+    Returns:
+        Every stage (see :class:`Lowered`).
+
+    Raises:
+        DeployError: executorch is missing, the network does not export, an op stays in
+            float (named with its layer), or ``cpu`` is not a Cortex-M core.
+    """
+    require("executorch.exir", NAME, EXTRA)
+    from executorch.backends.cortex_m.passes.cortex_m_pass_manager import CortexMPassManager
+    from executorch.backends.cortex_m.target_config import CortexM, CortexMTargetConfig
+
+    if cpu not in CortexM.__members__:
+        raise DeployError(f"{NAME}: cpu {cpu!r} is not one of {', '.join(CortexM.__members__)}")
+    example = torch.as_tensor(example).detach().cpu().float()[:1]
+    nhwc = _channels_last(example)
+    quantized = _quantize(copy_eval(model), nhwc, calibration)
+    try:
+        edge, q_in, q_out = _edge(quantized, nhwc)
+        passes = CortexMPassManager(
+            edge.exported_program(), target_config=CortexMTargetConfig(cpu=CortexM[cpu])
+        )
+        program = passes.transform()
+    except DeployError:
+        raise
+    except Exception as exc:
+        raise DeployError(f"{NAME}: the Cortex-M lowering failed: {_last(exc)}") from None
+    _check_int8(program)
+    _drop_unused_constants(program)
+    edge._edge_programs["forward"] = program
+    # The host variant: the same quantized graph, in plain NCHW (the portable kernels
+    # take the weights in their default dim order).
+    host_edge, _, _ = _edge(quantized, example.contiguous())
+    pte = bytes(edge.to_executorch().buffer)
+    host_pte = bytes(host_edge.to_executorch().buffer)
+    out_val = [n for n in program.graph.output_node().args[0]][0].meta["val"]
+    inputs = (_spec("input", tuple(example.shape), q_in),)
+    outputs = (_spec("output", tuple(out_val.shape), q_out),)
+    return Lowered(quantized, program, pte, host_pte, inputs, outputs, _scratch(program))
+
+
+def copy_eval(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode, on the CPU (the caller's model is not changed)."""
+    return copy.deepcopy(model).cpu().eval()
