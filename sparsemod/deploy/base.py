@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -169,3 +170,34 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def gather(data: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
+    """All (inputs, labels) batches as two numpy arrays (float inputs, flat labels).
+
+    Raises:
+        DeployError: there is no data.
+    """
+    xs, ys = [], []
+    for x, y in data:
+        xs.append(torch.as_tensor(x).detach().cpu().float().numpy())
+        ys.append(torch.as_tensor(y).detach().cpu().numpy().reshape(-1))
+    if not xs:
+        raise DeployError("check: no data to run through the artifact")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def quantize_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float samples to the artifact's int8 input: ``round(x / scale) + zero_point``.
+
+    Args:
+        x: float samples.
+        spec: the artifact's input (a float input passes unchanged).
+
+    Returns:
+        The int8 (or float32) array to feed.
+    """
+    if spec.scale is None or spec.zero_point is None:
+        return x.astype(np.float32)
+    q = np.round(x / spec.scale) + spec.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)

@@ -37,7 +37,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from sparsemod.deploy.base import Artifact, DeployError, RuntimeReport, TensorSpec, require
+from sparsemod.deploy.base import (
+    Artifact,
+    DeployError,
+    RuntimeReport,
+    TensorSpec,
+    gather,
+    quantize_input,
+    require,
+)
 
 NAME = "tflite"
 EXTRA = "tflite"
@@ -268,7 +276,7 @@ class TFLiteRuntime:
         """
         require("tflite_micro", NAME, EXTRA)
         spec = artifact.inputs[0]
-        xs, ys = _gather(data)
+        xs, ys = gather(data)
         if tuple(xs.shape[1:]) != spec.shape[1:]:
             raise DeployError(
                 f"tflite: the data's samples are {tuple(xs.shape[1:])}, the artifact's input "
@@ -301,24 +309,6 @@ class TFLiteRuntime:
                 "arena_parts": report["parts"],
             },
         )
-
-
-def _gather(data: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for x, y in data:
-        xs.append(torch.as_tensor(x).detach().cpu().float().numpy())
-        ys.append(torch.as_tensor(y).detach().cpu().numpy().reshape(-1))
-    if not xs:
-        raise DeployError("check: no data to run through the artifact")
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def quantize_input(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Float samples to the artifact's int8 input: ``round(x / scale) + zero_point``."""
-    if spec.scale is None or spec.zero_point is None:
-        return x.astype(np.float32)
-    q = np.round(x / spec.scale) + spec.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
 
 
 def _child(*args: str) -> subprocess.CompletedProcess:
