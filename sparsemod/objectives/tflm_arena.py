@@ -1,0 +1,158 @@
+"""TFLM's arena for one graph: the planned activations (head) and the persistent tail.
+
+**Head.** ``MicroAllocator::CommitStaticMemoryPlan`` gives every tensor that is neither a
+constant nor a variable a lifetime (the graph's input from step 0, an op's outputs from
+its step to the last step that reads them, the graph's outputs to the end) and a size
+rounded up to 16 B, and ``GreedyMemoryPlanner`` places them: largest first (ties: the
+later tensor first), each at the lowest offset that does not overlap a placed tensor
+alive at the same time. :func:`greedy_plan` is that algorithm.
+
+**Tail.** Allocated downwards from the arena's end, each block aligned down to its own
+alignment, in this order (64-bit host build of ``tflite_micro``, as its Python
+interpreter runs; a 32-bit board needs less for the pointers in these structs):
+
+* a constant block: the allocator, planner and interpreter objects (488 B, measured);
+* a ``TfLiteEvalTensor`` per tensor (24 B) and a ``NodeAndRegistration`` per op (64 B);
+* per op its builtin parameters (``TfLiteConvParams`` and the like, 4-aligned);
+* per op the kernel's ``OpData`` (16-aligned), then what its ``Prepare`` allocates: the
+  per-channel output multipliers and shifts of conv / depthwise / fully connected
+  (``4 * channels`` B each);
+* the interpreter's input and output: a pointer array, a 64 B ``TfLiteTensor`` each and,
+  when quantized, its ``TfLiteAffineQuantization`` (24 B) and int32 zero points.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sparsemod.objectives.tflm_graph import Graph
+
+ALIGN = 16
+_BASE_TAIL = 480
+_BASE_MISALIGN = 8
+_DTYPE_BYTES = {"int8": 1, "int16": 2, "int32": 4, "float32": 4, "int64": 8, "bool": 1}
+# Bytes of the builtin parameter struct TFLM's parser allocates per op kind.
+_BUILTIN = {
+    "RESHAPE": 36, "MUL": 4, "ADD": 8, "CONCATENATION": 8, "FULLY_CONNECTED": 32,
+    "CONV_2D": 28, "DEPTHWISE_CONV_2D": 28, "MAX_POOL_2D": 40, "AVERAGE_POOL_2D": 40,
+    "MEAN": 4,
+}
+# Bytes of the kernel's OpData (AllocatePersistentBuffer in Init).
+_OPDATA = {
+    "FULLY_CONNECTED": 72, "CONV_2D": 80, "DEPTHWISE_CONV_2D": 80, "MAX_POOL_2D": 32,
+    "AVERAGE_POOL_2D": 32, "QUANTIZE": 32, "ADD": 60, "TANH": 16, "LOGISTIC": 16,
+    "MUL": 40, "CONCATENATION": 136, "MEAN": 64,
+}
+_PER_CHANNEL = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def tensor_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    """The bytes of a dense tensor."""
+    return math.prod(shape) * _DTYPE_BYTES[dtype]
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return -(-n // a) * a
+
+
+def greedy_plan(buffers: list[tuple[int, int, int]]) -> int:
+    """The arena bytes ``GreedyMemoryPlanner`` needs for ``(size, first, last)`` buffers.
+
+    Args:
+        buffers: each buffer's aligned size and the first and last steps it is alive.
+
+    Returns:
+        The end of the highest placed buffer.
+    """
+    order = sorted(reversed(range(len(buffers))), key=lambda i: -buffers[i][0])
+    placed: list[tuple[int, int]] = []  # (offset, buffer) by offset
+    for i in order:
+        size, first, last = buffers[i]
+        offset = 0
+        for at, j in placed:
+            size_j, first_j, last_j = buffers[j]
+            if first_j > last or first > last_j:
+                continue
+            if at - offset >= size:
+                break
+            offset = max(offset, at + size_j)
+        placed.append((offset, i))
+        placed.sort(key=lambda p: p[0])
+    return max((at + buffers[j][0] for at, j in placed), default=0)
+
+
+def lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
+    """Each planned tensor's (first, last) step, as TFLM's AllocationInfoBuilder marks it."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for t in graph.inputs:
+        first[t] = last[t] = 0
+    for step, op in enumerate(graph.ops, 1):
+        for t in op.outputs:
+            first.setdefault(t, step)
+            last[t] = step
+        for t in op.inputs:
+            if t >= 0:
+                last[t] = step
+    for t in graph.outputs:
+        last[t] = len(graph.ops)
+    return {t: (first[t], last[t]) for t in first if not graph.tensors[t].data}
+
+
+def arena_head(graph: Graph) -> int:
+    """The planned activation bytes (TFLM's "head")."""
+    live = lifetimes(graph)
+    buffers = [
+        (_align(tensor_bytes(graph.tensors[t].shape, graph.tensors[t].dtype)), f, la)
+        for t, (f, la) in sorted(live.items())
+    ]
+    return greedy_plan(buffers)
+
+
+def _per_channel(graph: Graph, op) -> int:
+    if op.kind not in _PER_CHANNEL or graph.tensors[op.inputs[0]].dtype != "int8":
+        return 0
+    weight = graph.tensors[op.inputs[1]]
+    if op.kind == "FULLY_CONNECTED":
+        return weight.scales if weight.scales > 1 else 0
+    return graph.tensors[op.outputs[0]].shape[-1]
+
+
+def arena_tail(graph: Graph) -> dict[str, int]:
+    """The persistent bytes (TFLM's "tail"), by what they hold.
+
+    Returns:
+        ``tensors``, ``nodes``, ``op_data`` (builtin parameters, kernel OpData and
+        per-channel arrays), ``io`` and ``runtime`` (the constant block); their sum is
+        the tail.
+    """
+    end = _BASE_MISALIGN  # the constant block leaves the tail 8 B off a 16 B boundary
+    parts = {"runtime": _BASE_TAIL + _BASE_MISALIGN}
+
+    def block(part: str, size: int, align: int) -> None:
+        nonlocal end
+        before = end
+        end = -(-(end + size) // align) * align
+        parts[part] = parts.get(part, 0) + end - before
+
+    block("tensors", 24 * len(graph.tensors), 8)
+    block("nodes", 64 * len(graph.ops), 8)
+    for op in graph.ops:
+        if op.kind in _BUILTIN:
+            block("op_data", _BUILTIN[op.kind], 4)
+    for op in graph.ops:
+        if op.kind in _OPDATA:
+            block("op_data", _OPDATA[op.kind], ALIGN)
+    for op in graph.ops:
+        channels = _per_channel(graph, op)
+        if channels:
+            block("op_data", 4 * channels, ALIGN)
+            block("op_data", 4 * channels, ALIGN)
+    for group in (graph.inputs, graph.outputs):
+        block("io", 8 * len(group), ALIGN)
+        for t in group:
+            block("io", 64, 8)
+            if graph.tensors[t].scales:
+                block("io", 24, 8)
+                block("io", 4 + 4 * graph.tensors[t].scales, 4)
+    return parts
