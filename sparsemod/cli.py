@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparsemod",
         description="Multi-objective, hardware-aware architecture search for small devices. "
-        "Also: sparsemod export|lineage SEARCH, sparsemod db upgrade --database URL.",
+        "Also: sparsemod export|lineage|deploy SEARCH, sparsemod db upgrade --database URL.",
     )
     p.add_argument("--config", default="config.ini", help="INI file (default: config.ini)")
     p.add_argument(
@@ -59,6 +59,23 @@ def _tool_parser() -> argparse.ArgumentParser:
             q.add_argument("--out", default=None, help="folder (default <root>/<name>)")
             q.add_argument("--csv", action="store_true", help="(every file is written)")
             q.add_argument("--pareto", action="store_true", help="(every file is written)")
+    dep = sub.add_parser(
+        "deploy",
+        help="export a Pareto model to a runtime and check it there",
+        description="Export a stored Pareto model to tflite / executorch / onnx (fully int8), "
+        "run the test split through it in the runtime and print sparsemod's objectives "
+        "beside the runtime's figures. Without --check the artifact is exported, checked and "
+        "written; --check alone re-checks the artifact already in --out without exporting "
+        "again (and writes nothing).",
+    )
+    dep.add_argument("search", help="a search name or id")
+    dep.add_argument("--trial", type=int, default=None, help="trial index (default: most accurate)")
+    dep.add_argument("--format", default="tflite", help="tflite, executorch or onnx")
+    dep.add_argument("--out", default=None, help="folder (default <root>/<name>/deploy)")
+    dep.add_argument("--c-array", action="store_true", help="also write a .h / .c pair")
+    dep.add_argument("--check", action="store_true", help="re-check the artifact in --out only")
+    dep.add_argument("--root", default="results", help="results folder (default results)")
+    dep.add_argument("--database", default=None, help="SQLAlchemy URL of the store")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--database", required=True, help="SQLAlchemy URL of the store")
@@ -73,7 +90,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     return p
 
 
-TOOLS = ("export", "lineage", "db", "serve")
+TOOLS = ("export", "lineage", "deploy", "db", "serve")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +155,9 @@ def _tools(args: argparse.Namespace) -> None:
     if args.tool == "serve":
         _serve(args)
         return
+    if args.tool == "deploy":
+        _deploy(args)
+        return
     if args.tool == "db":
         old, new = upgrade_database(args.database)
         print(f"{args.database}: schema {old or 'empty'} -> {new}")
@@ -155,6 +175,38 @@ def _tools(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.root) / search.name
     export_search(store, search.id, out, get_problem(search.problem).space.names)
     print(f"exported search {search.id} ({search.name}) to {out}")
+
+
+def _deploy(args: argparse.Namespace) -> None:
+    """``sparsemod deploy``: export (or, with ``--check``, re-check) and print the table.
+
+    Raises:
+        ConfigError: bad input (unknown format or search, a trial without a model, a
+            runtime that is not installed, an op the runtime cannot run): exit code 2.
+        SparsemodError: the artifact's accuracy is off (exit code 1).
+    """
+    from sparsemod.deploy import deploy
+    from sparsemod.deploy.base import DeployCheckError, DeployError
+
+    try:
+        result = deploy(
+            args.search,
+            trial=args.trial,
+            format=args.format,
+            out=args.out,
+            c_array=args.c_array,
+            root=args.root,
+            database=args.database,
+            reuse=args.check,
+        )
+    except DeployCheckError:
+        raise
+    except DeployError as exc:
+        raise ConfigError(f"deploy: {exc}") from exc
+    print(f"search {result.search}, trial {result.trial}, {result.format}:")
+    print(result.table())
+    for path in result.paths:
+        print(f"wrote {path}")
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -34,6 +34,11 @@ class DeployError(SparsemodError):
     """
 
 
+class DeployCheckError(DeployError):
+    """The artifact exported, but the runtime's check disagrees with sparsemod (the
+    accuracy is off): not bad input, a failed check."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One input or output of an artifact, as the runtime sees it.

@@ -132,9 +132,12 @@ def _int8_io(model: Any) -> tuple[TensorSpec, TensorSpec]:
     q, _ = _chain(graph, inp.name, forward=True)
     d, _ = _chain(graph, out.name, forward=False)
     if q is None or d is None:
+        end, name = ("input", inp.name) if q is None else ("output", out.name)
+        nodes = [n for n in graph.node if name in (n.input if q is None else n.output)]
+        op = f"op {nodes[0].op_type} ({nodes[0].name})" if nodes else "no op"
         raise DeployError(
-            "onnx: the quantized graph's input does not reach a QuantizeLinear, or its "
-            "output does not come from a DequantizeLinear, through reshapes alone"
+            f"onnx: onnxruntime's static quantizer leaves {op} at the graph's {end} in "
+            "float, so the model cannot be fully int8"
         )
     specs = []
     for value, node in ((inp, q), (out, d)):

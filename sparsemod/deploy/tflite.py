@@ -239,7 +239,16 @@ class TFLiteRuntime:
                 failure = None
         if failure is not None:
             last = str(failure).strip().splitlines() or [type(failure).__name__]
-            raise DeployError(f"tflite: litert-torch cannot convert the network: {last[-1]}")
+            rnns = [
+                f"{n} ({type(m).__name__})"
+                for n, m in model.named_modules()
+                if isinstance(m, nn.RNNBase)
+            ]
+            where = f" with layer {rnns[0]}" if rnns else ""
+            raise DeployError(
+                f"tflite: litert-torch cannot convert the network{where}: "
+                f"{type(failure).__name__}: {last[-1]}"
+            )
         del caught
         _check_int8(data)
         inputs, outputs = _specs(data, "inputs"), _specs(data, "outputs")
