@@ -67,9 +67,10 @@ def plan(pte: bytes) -> dict[str, Any]:
     from executorch.exir._serialize._program import deserialize_pte_binary
 
     program = deserialize_pte_binary(pte).program
-    if len(program.execution_plan) != 1:
-        raise DeployError(f"{NAME}: expected one method, got {len(program.execution_plan)}")
-    forward = program.execution_plan[0]
+    plans = {p.name: p for p in program.execution_plan}
+    if "forward" not in plans:
+        raise DeployError(f"{NAME}: the program has no forward method, only {sorted(plans)}")
+    forward = plans["forward"]
     return {
         "operators": [
             f"{o.name}.{o.overload}" if o.overload else o.name for o in forward.operators
@@ -151,13 +152,25 @@ class ExecuTorchRuntime:
         Raises:
             DeployError: see :func:`lower`.
         """
-        from importlib import metadata
-
         with _quiet_fds():
             low = lower(model, example, calibration, self.cpu)
+        return self.artifact(low)
+
+    def artifact(self, low: Lowered) -> Artifact:
+        """The artifact of one lowering (what :meth:`export` returns).
+
+        Args:
+            low: the stages of :func:`lower`.
+
+        Returns:
+            The Cortex-M ``.pte`` with its input/output specs; ``meta["host_pte"]`` holds
+            the host variant (bytes) that :meth:`check` runs.
+        """
+        from importlib import metadata
+
         meta = {
             "converter": f"executorch {metadata.version('executorch')} (Cortex-M, CMSIS-NN)",
-            "cpu": f"Cortex-{self.cpu}",
+            "cpu": f"Cortex-{low.cpu}",
             "quantizer": "CortexMQuantizer: int8 conv weights per output channel, int8 "
             "linear weights per tensor, int8 per-tensor activations, int32 biases",
             "ops": plan(low.pte)["operators"],

@@ -26,9 +26,6 @@ from sparsemod.deploy.base import DeployError, TensorSpec, require
 NAME = "executorch"
 EXTRA = "executorch"
 DEFAULT_CPU = "M4"
-# Ops the lowered program may run on non-int8 values: the layout copies of an int8 tensor
-# keep its dtype, so only the quantize at the input and the dequantize at the output can.
-_EDGE_OPS = ("quantize_per_tensor", "dequantize_per_tensor")
 
 
 @contextlib.contextmanager
@@ -69,6 +66,9 @@ class Lowered:
         inputs: the program's input specs.
         outputs: the program's output specs.
         scratch_bytes: the CMSIS-NN scratch buffers the passes sized, per operator.
+        buffers: the planned non-constant buffer sizes of ``forward``, as ExecuTorch's
+            program manager holds them before serialising (index 0 is reserved, empty).
+        cpu: the Cortex-M core it was lowered for.
     """
 
     quantized: torch.fx.GraphModule
@@ -78,10 +78,14 @@ class Lowered:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     scratch_bytes: dict[str, int]
+    buffers: list[int]
+    cpu: str
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.contiguous()
+    # .to, not .contiguous: with one channel an NCHW tensor already counts as channels-last
+    # contiguous, and .contiguous would keep its NCHW strides, which the quantizer refuses.
+    return x.to(memory_format=torch.channels_last) if x.dim() == 4 else x.contiguous()
 
 
 def _quantize(model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor]):
@@ -98,12 +102,10 @@ def _quantize(model: nn.Module, example: torch.Tensor, calibration: Iterable[tor
     seen = 0
     with torch.no_grad():
         for batch in calibration:
-            batch = _channels_last(torch.as_tensor(batch).detach().cpu().float())
-            try:
-                prepared(batch)
-            except Exception:  # a graph traced at batch 1 that fixes the batch size
-                for x in batch.split(1):
-                    prepared(_channels_last(x))
+            # One sample at a time: the graph is traced at batch 1, and some (an LSTM's
+            # initial state) crash torch's kernels on another batch size, not just raise.
+            for x in torch.as_tensor(batch).detach().cpu().float().split(1):
+                prepared(_channels_last(x))
             seen += 1
     if not seen:
         raise DeployError(f"{NAME}: calibration needs at least one input batch")
@@ -127,18 +129,20 @@ def _edge(quantized: torch.fx.GraphModule, example: torch.Tensor):
     """
     import executorch.exir as exir
     from executorch.backends.cortex_m.edge_compile_config import cortex_m_edge_compile_config
-    from executorch.exir.passes.quantize_io_pass import quantize_input, quantize_output
+    from executorch.exir.passes.quantize_io_pass import QuantizeInputs, QuantizeOutputs
 
     exported = torch.export.export(quantized, (example,))
     edge = exir.to_edge(exported, compile_config=cortex_m_edge_compile_config())
-    program = edge.exported_program()
     qparams: list[tuple | None] = []
-    for rewrite in (quantize_input, quantize_output):
+    for make in (QuantizeInputs, QuantizeOutputs):
+        rewrite = make(edge, [0])
         try:
-            qparams.append(tuple(rewrite(program, 0)))
-        except ValueError:  # the edge op is not a quantize/dequantize: it stays float
+            edge = edge.transform([rewrite])
+        except Exception:  # the edge op is not a quantize/dequantize: that side stays float
             qparams.append(None)
-    program.graph_module.recompile()
+        else:
+            found = getattr(rewrite, "quant_args", None) or rewrite.dequant_args
+            qparams.append(tuple(found[0]))
     return edge, qparams[0], qparams[1]
 
 
@@ -187,25 +191,27 @@ def _op_name(node: Any) -> str:
 
 
 def _check_int8(program: Any) -> None:
-    """Every operator of the lowered program must be a ``cortex_m::`` one or a layout copy
-    of an int8 tensor; the first that is not is named with its layer."""
+    """Every operator of the lowered program must be a ``cortex_m::`` one (CMSIS-NN) or a
+    layout copy of an int8 tensor. Otherwise the first layer with a float op is named, with
+    its float ops in order."""
+    left: dict[str, list[str]] = {}
     for node in program.graph.nodes:
         if node.op != "call_function" or not hasattr(node.target, "_schema"):
             continue
         name = _op_name(node)
         val = node.meta.get("val")
-        dtypes = {
-            v.dtype
-            for v in (val if isinstance(val, (list, tuple)) else [val])
-            if isinstance(v, torch.Tensor)
-        }
-        edge_op = name.startswith("cortex_m::") and name.split("::")[1] in _EDGE_OPS
-        if edge_op or name.startswith("cortex_m::") or dtypes <= {torch.int8}:
+        values = val if isinstance(val, (list, tuple)) else [val]
+        dtypes = {v.dtype for v in values if isinstance(v, torch.Tensor)}
+        if name.startswith("cortex_m::") or dtypes <= {torch.int8}:
             continue
+        ops = left.setdefault(layer_of(node), [])
+        if name not in ops:
+            ops.append(name)
+    if left:
+        layer, ops = next(iter(left.items()))
         raise DeployError(
-            f"{NAME}: the Cortex-M quantizer and passes leave op {name} of layer "
-            f"{layer_of(node)} in {'/'.join(sorted(str(d).removeprefix('torch.') for d in dtypes))}"
-            ", which has no CMSIS-NN kernel"
+            f"{NAME}: the Cortex-M backend has no int8 kernel for layer {layer}: its ops "
+            f"{', '.join(ops)} stay in float"
         )
 
 
@@ -268,12 +274,16 @@ def lower(
     # The host variant: the same quantized graph, in plain NCHW (the portable kernels
     # take the weights in their default dim order).
     host_edge, _, _ = _edge(quantized, example.contiguous())
-    pte = bytes(edge.to_executorch().buffer)
+    manager = edge.to_executorch()
+    pte = bytes(manager.buffer)
+    forward = next(p for p in manager.executorch_program.execution_plan if p.name == "forward")
     host_pte = bytes(host_edge.to_executorch().buffer)
     out_val = [n for n in program.graph.output_node().args[0]][0].meta["val"]
     inputs = (_spec("input", tuple(example.shape), q_in),)
     outputs = (_spec("output", tuple(out_val.shape), q_out),)
-    return Lowered(quantized, program, pte, host_pte, inputs, outputs, _scratch(program))
+    buffers = [int(b) for b in forward.non_const_buffer_sizes]
+    scratch = _scratch(program)
+    return Lowered(quantized, program, pte, host_pte, inputs, outputs, scratch, buffers, cpu)
 
 
 def copy_eval(model: nn.Module) -> nn.Module:
