@@ -19,8 +19,6 @@ MAX_LINES = 400
 # Take a module off the list once it is MAX_LINES or shorter.
 LONG = {
     "sparsemod/config.py": 538,
-    "sparsemod/search/loop.py": 821,
-    "sparsemod/metrics.py": 662,
     "sparsemod/evaluate.py": 604,
     "sparsemod/data.py": 586,
     "sparsemod/morph.py": 486,

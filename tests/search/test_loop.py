@@ -14,6 +14,9 @@ from sparsemod.problems import get_problem
 from sparsemod.results.pareto import hypervolume, pareto_mask
 from sparsemod.results.reading import load_results
 from sparsemod.search import Search
+from sparsemod.search.costs import Costs
+from sparsemod.search.encoding import Encoder
+from sparsemod.search.phases import Stopper, Tools, plan
 from sparsemod.store import Store, default_url
 from sparsemod.train import accuracy
 
@@ -152,12 +155,16 @@ def test_results_load_back_with_models(tiny):
 
 
 def test_stopper_ends_a_phase_when_the_hypervolume_stalls():
-    search = Search(TrainConfig(tolerance=0.01, patience=2), get_problem("digits_cnn"))
-    assert not search._stop([0.1, 0.2])
-    assert not search._stop([0.1, 0.2, 0.25])
-    assert search._stop([0.1, 0.2, 0.205, 0.209])
-    off = Search(TrainConfig(tolerance=0.0, patience=1), get_problem("digits_cnn"))
-    assert not off._stop([0.5, 0.5, 0.5])
+    stopper = Stopper(tolerance=0.01, patience=2)
+    assert not stopper.stops([0.1, 0.2])
+    assert not stopper.stops([0.1, 0.2, 0.25])
+    assert stopper.stops([0.1, 0.2, 0.205, 0.209])
+    assert not Stopper(tolerance=0.0, patience=1).stops([0.5, 0.5, 0.5])
+    # the search's phases after Sobol carry the configured stopper; Sobol has none
+    tools = Tools(TrainConfig(tolerance=0.01, patience=2), None, None, None, None, {})
+    sobol, gp, morph = plan(tools)
+    assert sobol.stopper is None
+    assert gp.stopper == morph.stopper == stopper
 
 
 @pytest.mark.slow
@@ -211,15 +218,15 @@ def test_a_cancelled_search_stops_between_trials(tmp_path):
 
 def test_cost_scale_maps_the_reference_to_one_and_log_spreads_small_costs():
     problem = get_problem("digits_cnn")
-    linear = Search(TrainConfig(**TINY), problem, out=io.StringIO())
-    linear.ref_point = [1.0, 1000.0, 100.0]
-    scale = linear._cost_scale()
+    objectives = ["error", "model_size_bytes", "working_memory_bytes"]
+    costs = Costs(problem, ((1, 8, 8), 10), {}, objectives, Encoder(problem.space), seed=0)
+    settings = TrainConfig(**TINY).eval_settings(1)
+    ref = [1.0, 1000.0, 100.0]
+    scale = costs.scale("linear", ref, settings)
     assert scale("model_size_bytes", 500.0) == pytest.approx(0.5)
     assert scale("working_memory_bytes", 100.0) == pytest.approx(1.0)
-    log = Search(TrainConfig(**TINY, cost_scale="log"), problem, out=io.StringIO())
-    log.ref_point = [1.0, 1000.0, 100.0]
-    log._floors = {"model_size_bytes": 10.0, "working_memory_bytes": 1.0}
-    scale = log._cost_scale()
+    costs._floors = {"model_size_bytes": 10.0, "working_memory_bytes": 1.0}
+    scale = costs.scale("log", ref, settings)
     # log(x / floor) / log(ref / floor): the floor is 0, the reference 1, the geometric
     # midpoint 0.5; below the floor counts as 0
     assert scale("model_size_bytes", 10.0) == pytest.approx(0.0)

@@ -1,0 +1,109 @@
+"""What a search knows at any moment: its trials, its front and its history.
+
+The phases read a :class:`SearchState` to propose arms; the loop (or an ask/tell study)
+adds arms to it and records their results. It holds no store, no executor and no Ax: the
+same state drives a search run here and one whose trials are evaluated elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparsemod.evaluate import COMPLETED, TrialResult
+from sparsemod.results.pareto import hypervolume, pareto_mask
+from sparsemod.search.encoding import key
+
+
+@dataclass
+class Trial:
+    """One arm of the search and, once evaluated, its result."""
+
+    index: int
+    phase: str
+    params: dict[str, Any]
+    predicted: dict[str, float]
+    parent: int | None = None
+    morph: str | None = None
+    result: TrialResult | None = None
+    ax_index: int | None = None
+    id: int | None = None  # the store's trial id
+
+    @property
+    def status(self) -> str:
+        return "running" if self.result is None else self.result.status
+
+    def value(self, name: str) -> float:
+        v = getattr(self.result, name, None) if self.result is not None else None
+        return float("nan") if v is None else float(v)
+
+
+@dataclass
+class SearchState:
+    """The trials of one search, in the order they were proposed, and what follows from them.
+
+    Args:
+        objectives: the objective names, all minimised (error first).
+        ref_point: the hypervolume's reference point, one value per objective.
+    """
+
+    objectives: list[str]
+    ref_point: list[float]
+    trials: list[Trial] = field(default_factory=list)
+    hv_history: list[float] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0  # arms that broke a hard limit before training
+    generation_seconds: float = 0.0  # time spent choosing arms
+    sobol_drawn: int = 0  # Sobol points drawn from Ax (stored with each round)
+    seen: set[tuple] = field(default_factory=set)  # the params of every trial, by key()
+
+    @property
+    def costs(self) -> list[str]:
+        """The objectives other than the error: they are known before training."""
+        return [o for o in self.objectives if o != "error"]
+
+    def new_trial(
+        self,
+        params: dict[str, Any],
+        phase: str,
+        predicted: dict[str, float],
+        parent: int | None = None,
+        morph: str | None = None,
+    ) -> Trial:
+        """Add an arm (not yet evaluated) and return it."""
+        trial = Trial(len(self.trials), phase, dict(params), predicted, parent, morph)
+        self.trials.append(trial)
+        self.seen.add(key(params))
+        return trial
+
+    def in_phase(self, phase: str) -> int:
+        """How many trials the phase has proposed."""
+        return sum(t.phase == phase for t in self.trials)
+
+    def completed(self, upto: int | None = None) -> list[Trial]:
+        """The completed trials (those with index ``<= upto`` when given)."""
+        return [
+            t for t in self.trials if t.status == COMPLETED and (upto is None or t.index <= upto)
+        ]
+
+    def values(self, trials: Sequence[Trial]) -> np.ndarray:
+        """The objectives of ``trials`` as an (n, k) array."""
+        return np.array([[t.value(o) for o in self.objectives] for t in trials]).reshape(
+            len(trials), len(self.objectives)
+        )
+
+    def pareto(self) -> list[Trial]:
+        """The completed trials no other completed trial dominates."""
+        done = self.completed()
+        if not done:
+            return []
+        mask = pareto_mask(self.values(done))
+        return [t for t, m in zip(done, mask) if m]
+
+    def hypervolume(self, upto: int | None = None) -> float:
+        """Hypervolume of the completed trials, normalised by the reference point."""
+        done = self.completed(upto)
+        return hypervolume(self.values(done), self.ref_point) if done else 0.0
