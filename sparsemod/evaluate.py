@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.compress import (
     PruneContext,
     PruneOptions,
@@ -338,7 +338,7 @@ def _run(
             }
         )
     example = _example_input(splits)
-    dense_size = metrics.model_size_bytes(model)
+    dense_size = objectives.model_size_bytes(model)
     lr = float(params.get("lr", settings.lr))
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     pruner = get_pruner(settings.prune_method) if settings.pruning and keep < 1.0 else None
@@ -385,7 +385,7 @@ def _run(
             "sparsity": sparsity(model),
         }
     )
-    costs = metrics.measure_all(deployed, example, settings.target_flops)
+    costs = objectives.measure_all(deployed, example, settings.target_flops)
     acc_test = (
         accuracy(deployed, splits.test, collate_fn=splits.collate_fn)
         if settings.score_test
@@ -562,8 +562,8 @@ def predict_costs(
         scheme = "post"
     if scheme == "both":
         deployed = quantize(model, "both", [x], x)
-        return metrics.measure_all(deployed, x, settings.target_flops)
-    costs = metrics.measure_all(
+        return objectives.measure_all(deployed, x, settings.target_flops)
+    costs = objectives.measure_all(
         model,
         x,
         settings.target_flops,
@@ -575,7 +575,7 @@ def predict_costs(
         # each conv / linear output's but the last (the logits leave in float); pooling and
         # reshapes reuse their input's.
         layers = sum(isinstance(m, _INT8_LAYERS["post"]) for m in model.modules())
-        costs["model_size_bytes"] += layers * (metrics.SCALE_BYTES + metrics.ZERO_POINT_BYTES)
+        costs["model_size_bytes"] += layers * (objectives.SCALE_BYTES + objectives.ZERO_POINT_BYTES)
     return costs
 
 

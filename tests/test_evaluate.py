@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.builders import build_cnn, build_mlp
 from sparsemod.builders.mlp import mlp_space
 from sparsemod.errors import ConfigError
@@ -41,7 +41,7 @@ def test_reference_cnn_pruned_and_int8_learns_digits_and_shrinks(cnn, reference_
     with seeded(0):
         dense = build_cnn(problem.space.reference, data.input_shape, data.num_classes)
     # 13802 parameters, of which the batch norms' 2 * (16 + 32) fold into the convs
-    assert r.dense_size_bytes == metrics.model_size_bytes(dense) == (13802 - 96) * 4
+    assert r.dense_size_bytes == objectives.model_size_bytes(dense) == (13802 - 96) * 4
     assert r.model_size_bytes < 0.30 * r.dense_size_bytes
     assert r.sparsity == pytest.approx(0.5, abs=1e-3)
     assert r.error == pytest.approx(1 - r.accuracy_val)
@@ -54,9 +54,9 @@ def test_objectives_are_measured_on_the_deployed_model(cnn, reference_result):
     deployed = load_model(r.model, problem)
     x = data.val.tensors[0][:1]
     assert accuracy(deployed, data.val) == pytest.approx(r.accuracy_val)
-    assert metrics.model_size_bytes(deployed) == r.model_size_bytes
-    assert metrics.working_memory_bytes(deployed, x) == r.working_memory_bytes
-    assert metrics.flops(deployed, x) == r.flops
+    assert objectives.model_size_bytes(deployed) == r.model_size_bytes
+    assert objectives.working_memory_bytes(deployed, x) == r.working_memory_bytes
+    assert objectives.flops(deployed, x) == r.flops
     # int8 activations: 1x8x8 input + 16x8x8 conv output, then 16x8x8 + 16x4x4 pooled
     assert r.working_memory_bytes == 64 + 1024 + 256 - 64 == 1280
     assert r.latency_s == pytest.approx(r.flops / EvalSettings().target_flops)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsemod.errors import CompressionError
-from sparsemod.metrics import rnn_macs
+from sparsemod.objectives.flops import rnn_macs
 
 
 def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.compress import quantize
 from sparsemod.compress.dynamic_int8 import DynamicInt8RNN
 from sparsemod.compress.quantize import is_exported
@@ -49,7 +49,7 @@ def test_digits_rnn_size_is_the_hand_count(rnn_result):
     head = 5 + 640 + 40 + 10 + 40
     assert r.model_size_bytes == lstm + head == 23775
     deployed = load_model(r.model, problem)
-    assert metrics.model_size_bytes(deployed) == r.model_size_bytes
+    assert objectives.model_size_bytes(deployed) == r.model_size_bytes
     # input 8x8 floats + LSTM output 8x64, hidden 64, cell 64 floats; dynamic int8 keeps the
     # LSTM's activations float
     assert r.working_memory_bytes == (64 + 8 * 64 + 64 + 64) * 4 == 2816
@@ -75,6 +75,6 @@ def test_without_a_recurrent_layer_both_is_post():
     calib = [torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))]
     both, post = quantize(m, "both", calib, x), quantize(m, "post", calib, x)
     assert is_exported(both) and is_exported(post)
-    # the same 812 B as tests/test_metrics.py counts for post
-    assert metrics.model_size_bytes(both) == metrics.model_size_bytes(post) == 812
+    # the same 812 B as tests/objectives/test_objectives.py counts for post
+    assert objectives.model_size_bytes(both) == objectives.model_size_bytes(post) == 812
     assert torch.equal(both(x), post(x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.builders.rnn import LastStep
 from sparsemod.compress import quantize
 from sparsemod.compress.dynamic_int8 import DynamicInt8RNN
@@ -22,14 +22,15 @@ def test_lstm_then_static_linear_by_hand():
     q = quantize(_lstm(), "both", [torch.randn(16, 5, 4)], x)
     assert isinstance(q.get_submodule("0.rnn"), DynamicInt8RNN)
     assert isinstance(q.get_submodule("1"), StaticInt8Layer)
-    # LSTM as in tests/test_metrics.py: int8 matrices 128 + 256 B, 64 row scales * 4 B,
-    # 64 zero points, 64 float biases * 4 B = 960; the linear's input (scale, zero point)
+    # LSTM as in tests/objectives/test_objectives.py: int8 matrices 128 + 256 B, 64 row
+    # scales * 4 B, 64 zero points, 64 float biases * 4 B = 960; the linear's input (scale,
+    # zero point)
     # 5 B; the linear: 24 int8 weights + 3 scales * 4 B + 3 zero points + 3 float biases
-    assert metrics.model_size_bytes(q) == 960 + 5 + (24 + 12 + 3 + 12) == 1016
+    assert objectives.model_size_bytes(q) == 960 + 5 + (24 + 12 + 3 + 12) == 1016
     # input 80 B + LSTM output / hidden / cell 224 B; then 224 + the uint8 copy of the last
     # step (8 B); then 8 + 3 float logits. Peak 304.
-    assert metrics.working_memory_bytes(q, x) == 304
-    assert metrics.flops(q, x) == 2 * (5 * 4 * 8 * 12 + 24) == 3888
+    assert objectives.working_memory_bytes(q, x) == 304
+    assert objectives.flops(q, x) == 2 * (5 * 4 * 8 * 12 + 24) == 3888
 
 
 class _ConvLSTM(nn.Module):
@@ -74,12 +75,12 @@ def test_conv_front_end_with_int8_activations_by_hand():
     # conv2: 36 int8 + 8 + 2 + 8 = 54 (float output, no pair)
     # LSTM(2, 3): 24 + 36 int8 B, 24 rows * (4 + 1) B, biases 24 floats * 4 B = 276
     # the linear's input pair 5; the linear: 6 int8 + 2 * 4 + 2 + 2 * 4 = 24
-    assert metrics.model_size_bytes(q) == 5 + 41 + 54 + 276 + 5 + 24 == 405
+    assert objectives.model_size_bytes(q) == 5 + 41 + 54 + 276 + 5 + 24 == 405
     # input 64 B float, its uint8 copy 16 B -> 80; conv1 out uint8 32 B; pool 8 B;
     # conv2 out float 32 B; the transpose writes 32 B; LSTM out 4*3 + h 3 + c 3 floats = 72 B
     # beside the transpose's 32 -> 104 (the peak); uint8 last step 3 B; logits 8 B.
-    assert metrics.working_memory_bytes(q, x) == 104
+    assert objectives.working_memory_bytes(q, x) == 104
     # conv1 2*16 outputs * 9, conv2 2*4 * 18, LSTM 4 steps * 4 gates * 3 * (2 + 3), fc 6
-    assert metrics.flops(q, x) == 2 * (288 + 144 + 240 + 6) == 1356
+    assert objectives.flops(q, x) == 2 * (288 + 144 + 240 + 6) == 1356
     # the float network does the same multiply-accumulates
-    assert metrics.flops(m, x) == 1356
+    assert objectives.flops(m, x) == 1356

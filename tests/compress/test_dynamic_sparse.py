@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.compress import PruneContext, PruneOptions, PruneStep, make_permanent, masks_of
 from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, random_masks
 from sparsemod.compress.masks import named_prunable
@@ -43,7 +43,7 @@ def test_density_is_exact_in_every_layer_and_connections_move(digits, monkeypatc
 
     monkeypatch.setattr(_Updater, "__call__", watched)
     start = random_masks(_mlp(), 0.25, torch.Generator().manual_seed(0))
-    dense = metrics.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
+    dense = objectives.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
     steps = DynamicSparse().run(m, 0.25, _context(digits, dst_interval=5))
     # 64 * 32 and 32 * 10 weights: 512 and 80 kept after every single optimizer step
     assert len(counts) == 4 * 20
@@ -62,7 +62,7 @@ def test_density_is_exact_in_every_layer_and_connections_move(digits, monkeypatc
         "1.weight": 512,
         "3.weight": 80,
     }
-    sparse = metrics.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
+    sparse = objectives.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
     assert sparse["model_size_bytes"] < dense["model_size_bytes"]
     assert sparse["flops"] == dense["flops"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.compress import PruneContext, PruneOptions, apply_masks, make_permanent, masks_of
 from sparsemod.compress.context import state_copy
 from sparsemod.compress.lottery import LotteryTicket, prune_round, rewind
@@ -60,7 +60,7 @@ def test_imp_reaches_the_keep_ratio_exactly_and_pruned_weights_stay_zero(digits)
         PruneOptions(imp_rate=0.5),
     )
     train(m, digits, context.settings)
-    dense = metrics.measure_all(m.eval(), X, 1e8)
+    dense = objectives.measure_all(m.eval(), X, 1e8)
     steps = LotteryTicket().run(m, 0.2, context)
     # 2368 weights: 1184 -> 592 -> 474 (= round(0.2 * 2368)), each round prune, rewind, retrain
     assert [s.stage for s in steps] == [
@@ -75,7 +75,7 @@ def test_imp_reaches_the_keep_ratio_exactly_and_pruned_weights_stay_zero(digits)
     for key, z in zeros.items():
         assert not bool(m.state_dict()[key][z].any())
     # unstructured: only the size falls
-    sparse = metrics.measure_all(m.eval(), X, 1e8)
+    sparse = objectives.measure_all(m.eval(), X, 1e8)
     assert sparse["model_size_bytes"] < dense["model_size_bytes"]
     assert sparse["flops"] == dense["flops"]
     assert sparse["working_memory_bytes"] == dense["working_memory_bytes"]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.compress import PruneContext, PruneOptions, make_permanent, masks_of
 from sparsemod.compress.masks import count_weights
 from sparsemod.compress.snip import Snip, sensitivity
@@ -51,7 +51,7 @@ def test_sensitivity_is_the_summed_gradient_times_the_weight(context):
 def test_snip_keeps_the_most_sensitive_weights_exactly_and_holds_the_mask(context):
     m = _mlp()
     scores = sensitivity(m, context)
-    dense = metrics.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
+    dense = objectives.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
     steps = Snip().run(m, 0.1, context)
     assert [s.stage for s in steps] == ["snip", "train", "train"]
     assert steps[0].weights_kept == round(0.1 * 2368) == 237
@@ -63,7 +63,7 @@ def test_snip_keeps_the_most_sensitive_weights_exactly_and_holds_the_mask(contex
     assert count_weights(m) == (2368, 237)
     for key, mask in masks.items():
         assert not bool(m.state_dict()[key][~mask].any())
-    sparse = metrics.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
+    sparse = objectives.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
     assert sparse["model_size_bytes"] < dense["model_size_bytes"]
     assert (sparse["flops"], sparse["working_memory_bytes"]) == (
         dense["flops"],

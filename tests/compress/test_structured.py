@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod import metrics
+from sparsemod import objectives
 from sparsemod.builders import build_cnn, build_mlp, build_rnn, cnn_space, mlp_space, rnn_space
 from sparsemod.compress import get_pruner
 from sparsemod.compress.structured import L1Structured, shrink_to_state
@@ -29,17 +29,17 @@ def _chain() -> nn.Module:
 
 def test_small_chain_by_hand():
     m = _chain()
-    # dense (see tests/test_metrics.py): 2760 B, 1280 B, 5888 FLOPs
+    # dense (see tests/objectives/test_objectives.py): 2760 B, 1280 B, 5888 FLOPs
     step = L1Structured().prune(m, 0.5)
     assert m[0].out_channels == 2 and m[4].in_features == 32 and m[4].out_features == 10
     assert (step.weights_total, step.weights_kept) == (36 + 640, 18 + 320)
     assert step.detail == {"channels": {"0": [2, 4]}}
     # conv: 18 weights + 2 biases; linear 10 * 32 + 10 biases; 4 B each
-    assert metrics.model_size_bytes(m) == (20 + 330) * 4 == 1400
+    assert objectives.model_size_bytes(m) == (20 + 330) * 4 == 1400
     # input 256 B + conv out 2*8*8 floats 512 B; then 512 + pooled 128 B; then 128 + 40 B
-    assert metrics.working_memory_bytes(m, X) == 768
+    assert objectives.working_memory_bytes(m, X) == 768
     # conv 2*64 outputs * 9 MACs, linear 10 * 32 MACs
-    assert metrics.flops(m, X) == 2 * (2 * 64 * 9 + 320) == 2944
+    assert objectives.flops(m, X) == 2 * (2 * 64 * 9 + 320) == 2944
 
 
 def test_removing_dead_channels_keeps_the_function_and_slices_channel_major():
@@ -94,7 +94,7 @@ def test_every_cnn_the_builder_makes_shrinks_in_all_three_costs(kind, blocks, nu
     p.update({f"b{b}_type": kind for b in (1, 2, 3)})
     with seeded(0):
         m = build_cnn(p, (1, 8, 8), 10).eval()
-    dense = metrics.measure_all(m, X, 1e8)
+    dense = objectives.measure_all(m, X, 1e8)
     filters = {n: mod.out_channels for n, mod in m.named_modules() if isinstance(mod, nn.Conv2d)}
     step = L1Structured().prune(m, 0.5)
     for f in step.detail["channels"].values():
@@ -104,7 +104,7 @@ def test_every_cnn_the_builder_makes_shrinks_in_all_three_costs(kind, blocks, nu
         if isinstance(mod, nn.Conv2d):
             assert mod.out_channels == max(1, round(0.5 * filters[n])) or mod.groups > 1
     assert m.out.out_features == 10
-    small = metrics.measure_all(m, X, 1e8)
+    small = objectives.measure_all(m, X, 1e8)
     for key in ("model_size_bytes", "working_memory_bytes", "flops"):
         assert small[key] < dense[key], key
     assert m(torch.randn(2, 1, 8, 8)).shape == (2, 10)
