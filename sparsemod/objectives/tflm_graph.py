@@ -92,7 +92,9 @@ _SKIP = (nn.Dropout, nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _fullname(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class _Lowering:
@@ -202,7 +204,8 @@ class _Walk(_Lowering):
         t, layout = src
         op = self.producer.get(id(t))
         if op is None or op.options.get("act") or op.kind not in _FUSES:
-            raise MeasureError(f"tflm: a ReLU after {op.kind if op else 'the input'} is not modelled")
+            after = op.kind if op else "the input"
+            raise MeasureError(f"tflm: a ReLU after {after} is not modelled")
         op.options["act"] = 1
         loc = self.loc(node.target) if node.op == "call_module" else self.loc("")
         op.options["relu_loc"] = loc
@@ -224,7 +227,8 @@ class _Walk(_Lowering):
         out = self.act(_channels_last(self._shape(node)), loc)
         avg = isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d))
         kind = "AVERAGE_POOL_2D" if avg else "MAX_POOL_2D"
-        opts = {"padding": 1, "stride_w": s[1], "stride_h": s[0], "filter_w": k[1], "filter_h": k[0]}
+        opts = {"padding": 1, "stride_w": s[1], "stride_h": s[0]}
+        opts.update(filter_w=k[1], filter_h=k[0])
         self.emit(kind, [x], out, node.target, **opts)
         if avg:
             out = self.emit("QUANTIZE", [out], self.act(out.shape, loc), node.target)
@@ -265,7 +269,7 @@ class _Walk(_Lowering):
         for t in order:
             t.name = self.name(t.name)
             g.tensors.append(t)
-        for t, op in self.body:
+        for _, op in self.body:
             if op is not None:
                 op.inputs = tuple(index[i] for i in op.inputs)
                 op.outputs = tuple(index[i] for i in op.outputs)

@@ -1,0 +1,87 @@
+"""Predicted (sparsemod.objectives.tflm) against TFLM's own flash and arena.
+
+For N random networks of each built-in space (digits input shapes), converts each with
+litert-torch and runs it in the tflite-micro interpreter (``sparsemod.deploy.tflite``),
+and prints predicted / runtime flash and arena, then the worst case per space.
+Run: ``python bench/runtime_truth.py --n 30`` (about 10 s a network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+
+import torch
+
+from sparsemod.builders import BUILDERS
+from sparsemod.errors import BuildError, MeasureError
+from sparsemod.objectives.tflm import tflm_costs
+
+SHAPES = {"cnn": (1, 8, 8), "mlp": (8, 8)}  # rnn: litert-torch has no int8 LSTM / GRU
+
+
+def _sample(space, rng: random.Random) -> dict:
+    """A uniformly random point of ``space`` (log-uniform where a parameter says log)."""
+    point = {}
+    for p in space.parameters:
+        if hasattr(p, "values"):
+            point[p.name] = rng.choice(list(p.values))
+        elif hasattr(p, "low"):
+            lo, hi = p.low, p.high
+            x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if p.log else rng.uniform(lo, hi)
+            point[p.name] = round(x) if isinstance(lo, int) else x
+        else:
+            point[p.name] = space.reference[p.name]
+    return point
+
+
+def _error(predicted: int, measured: int | None) -> float:
+    return float("nan") if not measured else (predicted - measured) / measured
+
+
+def main() -> None:
+    """Parse ``--n`` / ``--seed`` / ``--spaces`` and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spaces", default="cnn,mlp")
+    args = parser.parse_args()
+    from sparsemod.deploy.base import DeployError
+    from sparsemod.deploy.tflite import RUNTIME
+
+    rng = random.Random(args.seed)
+    print(f"{'space':5} {'#':>3} {'flash pred':>10} {'flash TFLM':>10} {'arena pred':>10} "
+          f"{'arena TFLM':>10}")
+    for space_name in args.spaces.split(","):
+        build, space = BUILDERS[space_name]
+        shape = SHAPES[space_name]
+        worst = [0.0, 0.0]
+        done = 0
+        while done < args.n:
+            params = _sample(space(), rng)
+            try:
+                net = build(params, shape, 10).eval()
+            except BuildError:
+                continue
+            example = torch.randn(1, *shape)
+            try:
+                costs = tflm_costs(net, example)
+                art = RUNTIME.export(net, example, [torch.randn(4, *shape)])
+                rep = RUNTIME.check(art, [(example, torch.zeros(1, dtype=torch.long))])
+                arena = rep.memory_bytes
+            except (MeasureError, DeployError) as exc:
+                print(f"{space_name:5} {done:3} skipped: {exc}")
+                done += 1
+                continue
+            done += 1
+            ef = _error(costs.flatbuffer_bytes, art.size_bytes)
+            ea = _error(costs.arena_bytes, arena)
+            worst = [max(worst[0], abs(ef)), max(worst[1], abs(ea))]
+            print(f"{space_name:5} {done:3} {costs.flatbuffer_bytes:10} {art.size_bytes:10} "
+                  f"{costs.arena_bytes:10} {arena:10}")
+        print(f"{space_name:5} worst |error|: flash {worst[0]:.2%}, arena {worst[1]:.2%}")
+
+
+if __name__ == "__main__":
+    main()
