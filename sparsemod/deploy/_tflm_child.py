@@ -5,11 +5,11 @@ Run as a script by :mod:`sparsemod.deploy.tflite` (never imported by sparsemod):
 small can end the process with a segmentation fault, so each run gets a child process.
 It imports only numpy and ``tflite_micro``.
 
-``run MODEL INPUTS OUTPUTS REPORT``: reads the arena report of an interpreter with a large
-arena, then runs every input (int8, ``.npy``, one sample a row) through an interpreter
-whose arena is the smallest from the reported total up (16 B steps) that runs, and
-writes the outputs (``.npy``) and a JSON report. ``probe MODEL ARENA``: exits 0 when one
-inference works with that arena, 3 when it does not.
+Commands: ``report MODEL REPORT`` writes the arena report (JSON) of an interpreter with a
+large arena, after one inference; ``probe MODEL ARENA`` exits 0 when one inference works
+in an arena of that size and 3 when allocating fails (a too small arena may also end the
+process with a segmentation fault); ``run MODEL ARENA INPUTS OUTPUTS`` runs every input
+(int8 ``.npy``, one sample a row) in an arena of that size and saves the outputs.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import numpy as np
 
 _ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes")
-_ALIGN = 16
-_SLACK = 1024
 
 
 @contextlib.contextmanager
@@ -63,42 +61,31 @@ def _invoke(interp, x: np.ndarray) -> np.ndarray:
     return interp.get_output(0)
 
 
-def run(model: str, inputs: str, outputs: str, report: str) -> None:
-    """The ``run`` command (see the module docstring)."""
+def report(model: str, report_path: str) -> None:
+    """The ``report`` command (see the module docstring)."""
     data = open(model, "rb").read()
-    x = np.load(inputs)
     log: list[str] = []
     out: dict = {}
     try:
         with _capture(log):
-            big = max(1 << 20, 16 * len(data))
-            interp = _interpreter(data, big)
-            _invoke(interp, x[:1])
+            interp = _interpreter(data, max(1 << 20, 16 * len(data)))
+            d = interp.get_input_details(0)
+            _invoke(interp, np.zeros(d["shape"], dtype=d["dtype"]))
             interp.print_allocations()
-        printed = log[-1]
-        arena = {k: int(v) for k, v in _ARENA.findall(printed)}
-        parts = {k: int(v) for k, v in _ALLOCATION.findall(printed)}
-        out.update(arena=arena, parts=parts, ran_at=big)
-        # The total is what the allocations took; the buffer's own alignment may need a
-        # few bytes more. The first arena from the total up (16 B steps) that runs is used.
-        for arena_size in range(arena["total"], arena["total"] + _SLACK, _ALIGN):
-            try:
-                with _capture(log):
-                    interp = _interpreter(data, arena_size)
-                    _invoke(interp, x[:1])
-            except RuntimeError:
-                continue
-            out["ran_at"] = arena_size
-            break
-        else:
-            interp = _interpreter(data, big)
-        y = np.stack([_invoke(interp, x[i : i + 1])[0] for i in range(len(x))])
-        np.save(outputs, y)
+        out["arena"] = {k: int(v) for k, v in _ARENA.findall(log[-1])}
+        out["parts"] = {k: int(v) for k, v in _ALLOCATION.findall(log[-1])}
     except Exception as exc:  # the parent explains it from the log
         out["error"] = f"{type(exc).__name__}: {exc}"
     out["log"] = "".join(log)[-4000:]
-    with open(report, "w") as f:
+    with open(report_path, "w") as f:
         json.dump(out, f)
+
+
+def run(model: str, arena: str, inputs: str, outputs: str) -> None:
+    """The ``run`` command (see the module docstring)."""
+    interp = _interpreter(open(model, "rb").read(), int(arena))
+    x = np.load(inputs)
+    np.save(outputs, np.stack([_invoke(interp, x[i : i + 1])[0] for i in range(len(x))]))
 
 
 def probe(model: str, arena: str) -> int:
@@ -114,7 +101,9 @@ def probe(model: str, arena: str) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
+    if sys.argv[1] == "report":
+        report(*sys.argv[2:4])
+    elif sys.argv[1] == "run":
         run(*sys.argv[2:6])
-        sys.exit(0)
-    sys.exit(probe(*sys.argv[2:4]))
+    else:
+        sys.exit(probe(*sys.argv[2:4]))

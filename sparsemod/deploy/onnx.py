@@ -122,6 +122,17 @@ def _chain(graph: Any, start: str, forward: bool) -> tuple[Any, list[Any]]:
         name = node.output[0] if forward else node.input[0]
 
 
+def _first_op(graph: Any, start: str, forward: bool) -> Any:
+    """The first op past the shape-only ops from a graph input (or output), or None."""
+    name = start
+    for _ in range(len(graph.node)):
+        nodes = [n for n in graph.node if name in (n.input if forward else n.output)]
+        if len(nodes) != 1 or nodes[0].op_type not in _SHAPE_OPS:
+            return nodes[0] if nodes else None
+        name = nodes[0].output[0] if forward else nodes[0].input[0]
+    return None
+
+
 def _int8_io(model: Any) -> tuple[TensorSpec, TensorSpec]:
     """Make the graph's input and output int8 in place; their specs."""
     from onnx import numpy_helper
@@ -133,8 +144,8 @@ def _int8_io(model: Any) -> tuple[TensorSpec, TensorSpec]:
     d, _ = _chain(graph, out.name, forward=False)
     if q is None or d is None:
         end, name = ("input", inp.name) if q is None else ("output", out.name)
-        nodes = [n for n in graph.node if name in (n.input if q is None else n.output)]
-        op = f"op {nodes[0].op_type} ({nodes[0].name})" if nodes else "no op"
+        node = _first_op(graph, name, forward=q is None)
+        op = f"op {node.op_type} ({node.name})" if node is not None else "no op"
         raise DeployError(
             f"onnx: onnxruntime's static quantizer leaves {op} at the graph's {end} in "
             "float, so the model cannot be fully int8"

@@ -296,11 +296,15 @@ class TFLiteRuntime:
             paths = {k: os.path.join(tmp, k) for k in ("model", "x.npy", "y.npy", "report")}
             Path(paths["model"]).write_bytes(artifact.data)
             np.save(paths["x.npy"], q)
-            run = _child("run", paths["model"], paths["x.npy"], paths["y.npy"], paths["report"])
+            run = _child("report", paths["model"], paths["report"])
             report = _read_report(paths["report"], run, artifact)
-            out = np.load(paths["y.npy"])
             total = report["arena"]["total"]
-            smallest = _smallest_arena(paths["model"], total, report["ran_at"])
+            smallest = _smallest_arena(paths["model"], total)
+            run = _child("run", paths["model"], str(smallest), paths["x.npy"], paths["y.npy"])
+            if run.returncode != 0:
+                tail = (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
+                raise DeployError(f"tflite: TFLM failed running the test data: {tail}")
+            out = np.load(paths["y.npy"])
         correct = int((out.reshape(len(out), -1).argmax(1) == ys).sum())
         return RuntimeReport(
             NAME,
@@ -314,7 +318,6 @@ class TFLiteRuntime:
             },
             detail={
                 "arena_printed_total": total,
-                "arena_ran_at": report["ran_at"],
                 "arena_parts": report["parts"],
             },
         )
@@ -351,18 +354,32 @@ def _read_report(path: str, run: subprocess.CompletedProcess, artifact: Artifact
     return report
 
 
-def _smallest_arena(model: str, total: int, ran_at: int) -> int:
-    """The smallest arena (to 16 B) in which one inference runs. The child process found
-    the first that works from the printed total up (``ran_at``); when that is the total
-    itself, the arenas below it are probed."""
-    if ran_at != total:
-        return ran_at
-    hi, lo = total, max(0, total - 64 * _ALIGN)
-    if _child("probe", model, str(hi - _ALIGN)).returncode != 0:
-        return hi
+def _works(model: str, arena: int) -> bool:
+    return _child("probe", model, str(arena)).returncode == 0
+
+
+def _smallest_arena(model: str, total: int) -> int:
+    """The smallest arena (to 16 B) in which TFLM allocates and runs the model: from the
+    printed total, up in doubling steps until one works, then bisected; when the total
+    works, 16 B less is probed (and bisected down from, should that work too). Each try
+    is a child process: a too small arena can end the process."""
+    if _works(model, total):
+        if not _works(model, total - _ALIGN):
+            return total
+        lo, hi = 0, total - _ALIGN
+    else:
+        lo, step = total, _ALIGN
+        while not _works(model, total + step):
+            lo = total + step
+            step *= 2
+            if step > 1 << 20:
+                raise DeployError(f"tflite: TFLM runs the model in no arena up to {lo} bytes")
+        hi = total + step
     while hi - lo > _ALIGN:
         mid = (lo + hi) // 2 // _ALIGN * _ALIGN
-        if _child("probe", model, str(mid)).returncode == 0:
+        if mid <= lo:
+            break
+        if _works(model, mid):
             hi = mid
         else:
             lo = mid

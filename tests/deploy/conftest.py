@@ -1,0 +1,59 @@
+"""Tiny real searches whose Pareto models the deploy tests export, each run once a session.
+
+Each search trains a few networks of one built-in problem for three epochs (Sobol only, no
+GP or morph rounds) and stores them as ``python main.py`` does: the models of its Pareto
+members, scored on the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sparsemod.cli import main
+from sparsemod.store import Store, default_url
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["r1=1", "r2=0", "r3=0", "batch_size=2", "epochs1=3", "device=cpu", "morphisms=false"]
+
+
+@dataclass(frozen=True)
+class Searched:
+    """A finished tiny search: its results root, name and Pareto trials (index order)."""
+
+    root: Path
+    name: str
+    pareto: list
+
+    def most_accurate(self):
+        return max(self.pareto, key=lambda t: (t.metrics["accuracy_test"], -t.index))
+
+
+def run_search(root: Path, problem: str, *options: str) -> Searched:
+    """Run a tiny search of ``problem`` under ``root`` and read its Pareto trials back."""
+    argv = ["--config", str(REPO / "config.ini")]
+    for item in [f"name={problem}", f"problem={problem}", f"root={root}", *TINY, *options]:
+        argv += ["--set", f"TRAIN.{item}"]
+    assert main(argv) == 0
+    with Store(default_url(root)) as store:
+        search = store.find_search(problem)
+        pareto = [t for t in store.list_trials(search.id) if t.has_model]
+    assert pareto, "the tiny search kept no model"
+    return Searched(root, problem, sorted(pareto, key=lambda t: t.index))
+
+
+@pytest.fixture(scope="session")
+def cnn_search(tmp_path_factory) -> Searched:
+    return run_search(tmp_path_factory.mktemp("cnn"), "digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def mlp_search(tmp_path_factory) -> Searched:
+    return run_search(tmp_path_factory.mktemp("mlp"), "digits_mlp")
+
+
+@pytest.fixture(scope="session")
+def rnn_search(tmp_path_factory) -> Searched:
+    return run_search(tmp_path_factory.mktemp("rnn"), "digits_rnn", "quant_scheme=dynamic")
