@@ -93,18 +93,29 @@ def _quantize(model: nn.Module, example: torch.Tensor, calibration: Iterable[tor
     from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    # Traced with a free batch size, so calibration runs whole batches; a network that only
+    # traces at batch 1 is calibrated one sample at a time (running it on another batch
+    # size can crash torch's kernels, e.g. an LSTM's initial state, not just raise).
+    # check_guards=False: no _guards_fn call_module node, which the Cortex-M passes refuse.
+    pair = example.repeat(2, *[1] * (example.dim() - 1))
     try:
-        # check_guards=False: no _guards_fn call_module, which the Cortex-M passes refuse.
-        graph = torch.export.export(model, (example,)).module(check_guards=False)
-    except Exception as exc:
-        raise DeployError(f"{NAME}: torch.export cannot trace the network: {_last(exc)}") from None
-    prepared = prepare_pt2e(graph, CortexMQuantizer())
+        batch_dim = ({0: torch.export.Dim("batch", min=1)},)
+        graph = torch.export.export(model, (_channels_last(pair),), dynamic_shapes=batch_dim)
+        batched = True
+    except Exception:
+        try:
+            graph = torch.export.export(model, (example,))
+        except Exception as exc:
+            raise DeployError(
+                f"{NAME}: torch.export cannot trace the network: {_last(exc)}"
+            ) from None
+        batched = False
+    prepared = prepare_pt2e(graph.module(check_guards=False), CortexMQuantizer())
     seen = 0
     with torch.no_grad():
         for batch in calibration:
-            # One sample at a time: the graph is traced at batch 1, and some (an LSTM's
-            # initial state) crash torch's kernels on another batch size, not just raise.
-            for x in torch.as_tensor(batch).detach().cpu().float().split(1):
+            batch = torch.as_tensor(batch).detach().cpu().float()
+            for x in [batch] if batched else batch.split(1):
                 prepared(_channels_last(x))
             seen += 1
     if not seen:
@@ -271,6 +282,7 @@ def lower(
     _check_int8(program)
     _drop_unused_constants(program)
     edge._edge_programs["forward"] = program
+    reference = copy.deepcopy(program)  # to_executorch rewrites the graph in place
     # The host variant: the same quantized graph, in plain NCHW (the portable kernels
     # take the weights in their default dim order).
     host_edge, _, _ = _edge(quantized, example.contiguous())
@@ -283,7 +295,7 @@ def lower(
     outputs = (_spec("output", tuple(out_val.shape), q_out),)
     buffers = [int(b) for b in forward.non_const_buffer_sizes]
     scratch = _scratch(program)
-    return Lowered(quantized, program, pte, host_pte, inputs, outputs, scratch, buffers, cpu)
+    return Lowered(quantized, reference, pte, host_pte, inputs, outputs, scratch, buffers, cpu)
 
 
 def copy_eval(model: nn.Module) -> nn.Module:
