@@ -13,8 +13,10 @@ from sparsemod.results.pareto import hypervolume
 from sparsemod.results.trials import trial_row, trials_frame
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sparsemod.evaluate import ModelArtifact
-    from sparsemod.store import Store
+    from sparsemod.store import SearchRecord, Store, TrialRecord
 
 
 def artifact_from_store(store: Store, trial_id: int) -> ModelArtifact:
@@ -25,6 +27,30 @@ def artifact_from_store(store: Store, trial_id: int) -> ModelArtifact:
     """
     rec = store.get_model(trial_id)
     return artifact_from(rec.meta, rec.data, rec.format)
+
+
+def stored_frame(
+    search: SearchRecord, trials: Sequence[TrialRecord], param_names: Sequence[str]
+) -> tuple[pd.DataFrame, dict[int, float]]:
+    """A stored search's trials table, and the test error of its scored Pareto members.
+
+    Args:
+        search: the search as the store returns it.
+        trials: its trials, as the store returns them.
+        param_names: the space's parameter names, in column order.
+
+    Returns:
+        :func:`~sparsemod.results.trials.trials_frame`'s frame, and the test error
+        (1 - stored test accuracy) by index of each Pareto member that has one.
+    """
+    frame = trials_frame([trial_row(t) for t in trials], list(param_names), list(search.objectives))
+    pareto = set(frame.loc[frame["is_pareto"], "index"].astype(int))
+    test_error = {
+        t.index: 1.0 - t.metrics["accuracy_test"]
+        for t in trials
+        if t.index in pareto and t.metrics.get("accuracy_test") is not None
+    }
+    return frame, test_error
 
 
 def export_search(
@@ -43,14 +69,9 @@ def export_search(
     search = store.get_search(search_id)
     trials = store.list_trials(search_id)
     objectives = list(search.objectives)
-    frame = trials_frame([trial_row(t) for t in trials], list(param_names), objectives)
+    frame, test_error = stored_frame(search, trials, param_names)
     pareto = set(frame.loc[frame["is_pareto"], "index"].astype(int))
     by_index = {t.index: t for t in trials}
-    test_error = {
-        i: 1.0 - by_index[i].metrics["accuracy_test"]
-        for i in pareto
-        if by_index[i].metrics.get("accuracy_test") is not None
-    }
     with_model = set(store.model_trial_ids(search_id))
     models = {
         i: artifact_from_store(store, by_index[i].id)

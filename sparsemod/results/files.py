@@ -89,6 +89,21 @@ def _versions() -> dict[str, str | None]:
     }
 
 
+def pareto_frame(trials: pd.DataFrame, test_error: Mapping[int, float]) -> pd.DataFrame:
+    """``pareto.csv``'s rows: the Pareto members of ``trials``, with ``test_error``.
+
+    Args:
+        trials: :func:`~sparsemod.results.trials.trials_frame`'s frame.
+        test_error: test error by trial index (a member without one gets NaN).
+    """
+    if "is_pareto" in trials.columns:
+        pareto = trials[trials["is_pareto"].astype(bool)].copy()
+    else:
+        pareto = trials.iloc[0:0].copy()
+    pareto["test_error"] = [float(test_error.get(int(i), math.nan)) for i in pareto["index"]]
+    return pareto
+
+
 def write_results(
     directory: str | os.PathLike,
     trials: pd.DataFrame,
@@ -121,11 +136,7 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "trials.csv", trials.to_csv(index=False).encode())
 
-    if "is_pareto" in trials.columns:
-        pareto = trials[trials["is_pareto"].astype(bool)].copy()
-    else:
-        pareto = trials.iloc[0:0].copy()
-    pareto["test_error"] = [float(pareto_test_error.get(int(i), math.nan)) for i in pareto["index"]]
+    pareto = pareto_frame(trials, pareto_test_error)
     _atomic_write(out / "pareto.csv", pareto.to_csv(index=False).encode())
 
     full = dict(summary)
