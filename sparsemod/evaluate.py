@@ -12,7 +12,7 @@ import io
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -28,24 +28,13 @@ from sparsemod.compress import (
     sparsity,
 )
 from sparsemod.compress.context import state_copy
-from sparsemod.compress.dynamic_int8 import swap_dynamic
-from sparsemod.compress.quantize import (
-    has_recurrent,
-    is_exported,
-    load_exported,
-    quantize,
-    save_exported,
-)
-from sparsemod.compress.static_int8 import convert_both
-from sparsemod.compress.structured import shrink_to_state
+from sparsemod.compress.quantize import get_scheme
+from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import BuildError, ConfigError, InfeasibleError
 from sparsemod.problems import Problem
 from sparsemod.settings import check_pruning, check_setting
 from sparsemod.train import TrainSettings, accuracy, seeded, train
-
-COMPLETED = "completed"
-FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -148,62 +137,6 @@ class EvalSettings:
             dst_drop_fraction=self.dst_drop_fraction,
             dst_regrow=self.dst_regrow,
         )
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """The deployed model as bytes, and what rebuilds it (see :func:`load_model`).
-
-    ``format`` is ``exported`` (``torch.export.save`` of a PT2E int8 model: ``post``, and
-    ``both`` without an RNN) or ``state_dict`` (the builder's network, shrunk to the saved
-    channel counts after ``l1_structured``, with sparsemod's int8 layers swapped in when
-    ``quant_scheme`` is ``dynamic`` or ``both``).
-    """
-
-    format: str
-    data: bytes
-    params: Mapping[str, Any]
-    input_shape: tuple[int, ...]
-    num_classes: int
-    quant_scheme: str
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """Everything one evaluation produced. Costs are ``None`` when the trial failed."""
-
-    status: str
-    params: Mapping[str, Any]
-    seed: int
-    failure_reason: str | None = None
-    error: float | None = None
-    accuracy_val: float | None = None
-    accuracy_val_float: float | None = None
-    accuracy_test: float | None = None
-    model_size_bytes: int | None = None
-    dense_size_bytes: int | None = None
-    working_memory_bytes: int | None = None
-    flops: int | None = None
-    latency_s: float | None = None
-    sparsity: float | None = None
-    train_seconds: float = 0.0
-    total_seconds: float = 0.0
-    history: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
-    model: ModelArtifact | None = None
-    trained_state: bytes | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == COMPLETED
-
-    def objectives(self) -> dict[str, float]:
-        """The four objectives by name (all minimised)."""
-        return {
-            "error": self.error,
-            "model_size_bytes": self.model_size_bytes,
-            "working_memory_bytes": self.working_memory_bytes,
-            "latency_s": self.latency_s,
-        }
 
 
 @dataclass(frozen=True)
@@ -372,9 +305,8 @@ def _run(
     model.eval()
     acc_float = accuracy(model, splits.val, collate_fn=splits.collate_fn)
 
-    deployed = quantize(
-        model, settings.quant_scheme, _calibration_batches(splits, settings), example
-    )
+    scheme = get_scheme(settings.quant_scheme)
+    deployed = scheme.apply(model, _calibration_batches(splits, settings), example)
     acc_val = accuracy(deployed, splits.val, collate_fn=splits.collate_fn)
     history.append(
         {
@@ -499,12 +431,7 @@ def _artifact(
     settings: EvalSettings,
     example: torch.Tensor,
 ) -> ModelArtifact:
-    if is_exported(deployed):
-        fmt, data = "exported", save_exported(deployed, example)
-    else:
-        buf = io.BytesIO()
-        torch.save(deployed.state_dict(), buf)
-        fmt, data = "state_dict", buf.getvalue()
+    fmt, data = get_scheme(settings.quant_scheme).save(deployed, example)
     return ModelArtifact(
         fmt,
         data,
@@ -513,15 +440,6 @@ def _artifact(
         splits.num_classes,
         settings.quant_scheme,
     )
-
-
-_INT8_LAYERS: dict[str, tuple[type[nn.Module], ...]] = {
-    "none": (),
-    "post": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
-    "dynamic": (nn.Linear, nn.LSTM, nn.GRU),
-    # Without an RNN, ``both`` is ``post``; with one, predict_costs quantizes for real.
-    "both": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear),
-}
 
 
 def predict_costs(
@@ -557,25 +475,15 @@ def predict_costs(
         get_pruner(settings.prune_method).predict(model, keep)
         make_permanent(model)
     x = torch.zeros((1, *input_shape))
-    scheme = settings.quant_scheme
-    if scheme == "both" and not has_recurrent(model):
-        scheme = "post"
-    if scheme == "both":
-        deployed = quantize(model, "both", [x], x)
-        return objectives.measure_all(deployed, x, settings.target_flops)
+    layout = get_scheme(settings.quant_scheme).predict_layout(model, x)
     costs = objectives.measure_all(
-        model,
+        layout.model,
         x,
         settings.target_flops,
-        int8_layers=_INT8_LAYERS[scheme],
-        activation_bytes=1 if scheme == "post" else None,
+        int8_layers=layout.int8_layers,
+        activation_bytes=layout.activation_bytes,
     )
-    if scheme == "post":
-        # Static int8 stores a (scale, zero point) per quantized activation: the input's and
-        # each conv / linear output's but the last (the logits leave in float); pooling and
-        # reshapes reuse their input's.
-        layers = sum(isinstance(m, _INT8_LAYERS["post"]) for m in model.modules())
-        costs["model_size_bytes"] += layers * (objectives.SCALE_BYTES + objectives.ZERO_POINT_BYTES)
+    costs["model_size_bytes"] += layout.extra_size_bytes
     return costs
 
 
@@ -589,16 +497,7 @@ def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:
     Raises:
         ConfigError: the artifact's format is unknown.
     """
-    if artifact.format == "exported":
-        return load_exported(artifact.data)
-    if artifact.format != "state_dict":
-        raise ConfigError(f"model format {artifact.format!r} is not 'exported' or 'state_dict'")
-    model = problem.build(dict(artifact.params), artifact.input_shape, artifact.num_classes)
-    state = torch.load(io.BytesIO(artifact.data), map_location="cpu", weights_only=True)
-    shrink_to_state(model, state)
-    if artifact.quant_scheme == "dynamic":
-        model = swap_dynamic(model)
-    elif artifact.quant_scheme == "both":
-        model = convert_both(model.eval(), None)
-    model.load_state_dict(state)
-    return model.eval()
+    return get_scheme(artifact.quant_scheme).load(
+        artifact,
+        lambda: problem.build(dict(artifact.params), artifact.input_shape, artifact.num_classes),
+    )

@@ -6,8 +6,10 @@ trains gets is :mod:`.context`. Pruning methods (``prune_method``), each in its 
 module: ``magnitude`` and ``magnitude_layerwise`` (:mod:`.magnitude`), ``l1_structured``
 (:mod:`.structured`), ``imp`` (:mod:`.lottery`), ``snip`` (:mod:`.snip`),
 ``dynamic_sparse`` (:mod:`.dynamic_sparse`); :mod:`.registry` names them.
-Quantization schemes (``quant_scheme``): :mod:`.quantize` dispatches to PT2E,
-:mod:`.dynamic_int8` and :mod:`.static_int8`.
+Quantization schemes (``quant_scheme``), one class each behind the protocol of
+:mod:`.scheme` (``apply``, ``predict_layout``, ``save`` / ``load``): ``none``, ``post``,
+``dynamic`` and ``both`` (:mod:`.schemes`, built on :mod:`.pt2e`, :mod:`.dynamic_int8` and
+:mod:`.static_int8`); :mod:`.quantize` names them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from sparsemod.compress.masks import (
     prunable_weights,
     sparsity,
 )
-from sparsemod.compress.quantize import SCHEMES, check_scheme, quantize
+from sparsemod.compress.quantize import SCHEMES, check_scheme, get_scheme, quantize
 from sparsemod.compress.registry import PRUNERS, get_pruner
+from sparsemod.compress.scheme import QuantLayout, QuantScheme
 from sparsemod.compress.step import PruneStep
 
 __all__ = [
@@ -35,9 +38,12 @@ __all__ = [
     "PruneOptions",
     "PruneStep",
     "Pruner",
+    "QuantLayout",
+    "QuantScheme",
     "apply_masks",
     "check_scheme",
     "get_pruner",
+    "get_scheme",
     "make_permanent",
     "masks_of",
     "prunable_weights",

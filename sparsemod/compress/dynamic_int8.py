@@ -2,8 +2,9 @@
 
 Neither torchao nor a non-deprecated torch API quantizes LSTM / GRU dynamically, so these
 are sparsemod's own small layers. They keep the weights as real int8 tensors (symmetric,
-per output channel) and run anywhere torch runs. ``both`` reuses :class:`DynamicInt8RNN`
-for the recurrent layers (:mod:`sparsemod.compress.static_int8`).
+per output channel) and run anywhere torch runs; each follows the
+:class:`~sparsemod.objectives.tracer.DeployedLayer` protocol. ``both`` reuses
+:class:`DynamicInt8RNN` for the recurrent layers (:mod:`sparsemod.compress.static_int8`).
 """
 
 from __future__ import annotations

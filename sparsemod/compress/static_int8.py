@@ -14,10 +14,11 @@ dozens of elementwise ops that no longer read as one layer, so for a network wit
 * max pooling, flatten, dropout and reshapes pass uint8 tensors through.
 
 Activations between static layers are real ``uint8`` tensors, so the working memory the
-metrics read from the recorded dtypes is 1 byte an element there. Each module reports
-what it stores through ``deployed_tensors()`` (an activation's (scale, zero point) once,
-by the module that writes it) and its multiply-accumulates through ``macs()``.
-A network without an RNN is quantized by PT2E exactly as ``post`` (see ``quantize``).
+objectives read from the recorded dtypes is 1 byte an element there. Each module follows
+the :class:`~sparsemod.objectives.tracer.DeployedLayer` protocol: it reports what it stores
+through ``deployed_tensors()`` (an activation's (scale, zero point) once, by the module
+that writes it) and its multiply-accumulates through ``macs()``. A network without an RNN
+is quantized by PT2E exactly as ``post`` (see :class:`sparsemod.compress.schemes.Both`).
 """
 
 from __future__ import annotations
