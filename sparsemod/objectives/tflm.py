@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sparsemod.objectives.tflm_arena import arena_head, arena_tail, tensor_bytes
+from sparsemod.objectives.tflm_arena import allocate, arena_head, tensor_bytes
 from sparsemod.objectives.tflm_flatbuffer import flatbuffer_bytes
 from sparsemod.objectives.tflm_graph import Graph, lower
 
@@ -66,7 +66,7 @@ def graph_costs(graph: Graph) -> TflmCosts:
         Its :class:`TflmCosts`.
     """
     head = arena_head(graph)
-    parts = arena_tail(graph)
+    parts, smallest = allocate(graph)
     tail = sum(parts.values())
     ops = tuple(
         OpCost(
@@ -77,7 +77,7 @@ def graph_costs(graph: Graph) -> TflmCosts:
         )
         for op in graph.ops
     )
-    return TflmCosts(flatbuffer_bytes(graph), head + tail, head, tail, parts, ops)
+    return TflmCosts(flatbuffer_bytes(graph), max(smallest, head + tail), head, tail, parts, ops)
 
 
 def tflm_costs(model: nn.Module, example: torch.Tensor) -> TflmCosts:

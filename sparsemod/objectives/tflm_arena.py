@@ -44,6 +44,14 @@ _OPDATA = {
     "MUL": 40, "CONCATENATION": 136, "MEAN": 64,
 }
 _PER_CHANNEL = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+# Struct sizes of the 64-bit host build.
+_TFLITE_TENSOR = 64
+_AFFINE_QUANTIZATION = 24
+_ALLOCATION_INFO = 32
+_SCRATCH_REQUEST = 16
+_MAX_SCRATCH_PER_OP = 12
+_PLANNER_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size()
+_FC_SLACK = 16
 
 
 def tensor_bytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -110,12 +118,118 @@ def arena_head(graph: Graph) -> int:
 
 
 def _per_channel(graph: Graph, op) -> int:
+    """The channels of the per-channel multiplier and shift arrays the op's Prepare
+    allocates (conv and depthwise always, fully connected when its weights are per-channel)."""
     if op.kind not in _PER_CHANNEL or graph.tensors[op.inputs[0]].dtype != "int8":
         return 0
     weight = graph.tensors[op.inputs[1]]
     if op.kind == "FULLY_CONNECTED":
         return weight.scales if weight.scales > 1 else 0
     return graph.tensors[op.outputs[0]].shape[-1]
+
+
+class _Allocator:
+    """``SingleArenaBufferAllocator`` in an arena whose size is a multiple of 16.
+
+    ``used`` is the tail's bytes from the arena's end (persistent, aligned downwards),
+    ``top`` the end of the head side (the head, then temporary allocations above it);
+    ``need`` the smallest arena that every allocation so far fits in.
+    """
+
+    def __init__(self) -> None:
+        self.used = _BASE_TAIL + _BASE_MISALIGN
+        self.parts = {"runtime": self.used}
+        self.head = self.top = 0
+        self.need = 0
+
+    def persistent(self, part: str, size: int, align: int, floor: int | None = None) -> None:
+        """A tail allocation; it must stay above the head (or ``floor``, a live temporary
+        that would be overwritten)."""
+        before = self.used
+        self.used = _align(self.used + size, align)
+        self.parts[part] = self.parts.get(part, 0) + self.used - before
+        self.need = max(self.need, self.used + (self.head if floor is None else floor))
+
+    def temp(self, size: int, align: int) -> None:
+        """A temporary allocation above the head; it must fit below the tail."""
+        self.top = _align(self.top, align) + size
+        self.need = max(self.need, self.used + self.top)
+
+    def temp_tensor(self, tensor) -> None:
+        """``AllocateTempTfLiteTensor``: the struct, and its quantization when it has any."""
+        self.temp(_TFLITE_TENSOR, 8)
+        if tensor.scales:
+            self.temp(_AFFINE_QUANTIZATION, 8)
+            self.temp(4 + 4 * tensor.scales, 4)
+
+    def reset(self, head: int) -> None:
+        """``ResizeBuffer``: the head becomes ``head`` bytes, temporaries are gone."""
+        self.head = self.top = head
+
+
+# What each kernel's Prepare asks for as temporary tensors: "i<k>" input k, "o" output,
+# "|" where a conv allocates its per-channel arrays (the reference kernels of tflite-micro).
+_PREPARE = {
+    "CONV_2D": "o i0 i1 | i0 i1 i2 o", "DEPTHWISE_CONV_2D": "o i0 i1 | i0 i1 i2 o",
+    "FULLY_CONNECTED": "i0 i1 i2 o |", "TANH": "i0 i0 o", "LOGISTIC": "i0 i0 o",
+    "TRANSPOSE": "i0 i1 o",
+}
+
+
+def _prepare(a: _Allocator, graph: Graph, op) -> None:
+    """One op's Prepare: its temporary tensors and per-channel arrays."""
+    steps = _PREPARE.get(op.kind, " ".join(f"i{k}" for k in range(len(op.inputs))) + " o")
+    channels = _per_channel(graph, op)
+    for step in steps.split():
+        if step == "|":
+            if channels:
+                # The fully connected kernel writes its arrays while the temporaries are
+                # live: the tail may cover the output's last bytes, not its pointers.
+                floor = a.top - _FC_SLACK if op.kind == "FULLY_CONNECTED" else a.top
+                a.persistent("op_data", 4 * channels, ALIGN, floor)
+                a.persistent("op_data", 4 * channels, ALIGN, floor)
+            continue
+        index = op.outputs[0] if step == "o" else op.inputs[int(step[1:])]
+        if index >= 0:
+            a.temp_tensor(graph.tensors[index])
+
+
+def allocate(graph: Graph) -> tuple[dict[str, int], int]:
+    """``MicroInterpreter::AllocateTensors`` step by step.
+
+    Returns:
+        The persistent tail by part (see :func:`arena_tail`) and the smallest arena
+        (a multiple of 16) in which every allocation of the run fits.
+    """
+    a = _Allocator()
+    a.reset(_SCRATCH_REQUEST * _MAX_SCRATCH_PER_OP)  # InitScratchBufferData
+    a.persistent("tensors", 24 * len(graph.tensors), 8)
+    a.persistent("nodes", 64 * len(graph.ops), 8)
+    for op in graph.ops:
+        if op.kind in _BUILTIN:
+            a.persistent("op_data", _BUILTIN[op.kind], 4)
+    for op in graph.ops:
+        if op.kind in _OPDATA:
+            a.persistent("op_data", _OPDATA[op.kind], ALIGN)
+    for op in graph.ops:
+        _prepare(a, graph, op)
+        a.reset(a.head)  # FinishPrepareNodeAllocations
+    # CommitStaticMemoryPlan: subgraph offsets and one AllocationInfo per tensor as
+    # temporaries, then the planner gets the rest: 40 B per buffer it plans.
+    a.temp(8, 8)
+    a.temp(_ALLOCATION_INFO * len(graph.tensors), 8)
+    planned = len(lifetimes(graph))
+    a.need = max(a.need, _align(a.used) + _align(a.top) + _PLANNER_PER_BUFFER * planned)
+    a.reset(arena_head(graph))
+    a.need = max(a.need, a.used + a.head)
+    for group in (graph.inputs, graph.outputs):
+        a.persistent("io", 8 * len(group), ALIGN)
+        for t in group:
+            a.persistent("io", _TFLITE_TENSOR, 8)
+            if graph.tensors[t].scales:
+                a.persistent("io", _AFFINE_QUANTIZATION, 8)
+                a.persistent("io", 4 + 4 * graph.tensors[t].scales, 4)
+    return a.parts, _align(a.need)
 
 
 def arena_tail(graph: Graph) -> dict[str, int]:
@@ -126,33 +240,11 @@ def arena_tail(graph: Graph) -> dict[str, int]:
         per-channel arrays), ``io`` and ``runtime`` (the constant block); their sum is
         the tail.
     """
-    end = _BASE_MISALIGN  # the constant block leaves the tail 8 B off a 16 B boundary
-    parts = {"runtime": _BASE_TAIL + _BASE_MISALIGN}
+    return allocate(graph)[0]
 
-    def block(part: str, size: int, align: int) -> None:
-        nonlocal end
-        before = end
-        end = -(-(end + size) // align) * align
-        parts[part] = parts.get(part, 0) + end - before
 
-    block("tensors", 24 * len(graph.tensors), 8)
-    block("nodes", 64 * len(graph.ops), 8)
-    for op in graph.ops:
-        if op.kind in _BUILTIN:
-            block("op_data", _BUILTIN[op.kind], 4)
-    for op in graph.ops:
-        if op.kind in _OPDATA:
-            block("op_data", _OPDATA[op.kind], ALIGN)
-    for op in graph.ops:
-        channels = _per_channel(graph, op)
-        if channels:
-            block("op_data", 4 * channels, ALIGN)
-            block("op_data", 4 * channels, ALIGN)
-    for group in (graph.inputs, graph.outputs):
-        block("io", 8 * len(group), ALIGN)
-        for t in group:
-            block("io", 64, 8)
-            if graph.tensors[t].scales:
-                block("io", 24, 8)
-                block("io", 4 + 4 * graph.tensors[t].scales, 4)
-    return parts
+def smallest_arena(graph: Graph) -> int:
+    """The smallest arena (a multiple of 16) in which TFLM allocates and runs the graph:
+    the head and tail it keeps, or more where its temporary allocations while it prepares
+    the kernels and plans the memory need more."""
+    return allocate(graph)[1]

@@ -159,9 +159,10 @@ class _Walk(_Lowering):
         kind = "RESHAPE" if t.shape[1] == 1 else "TRANSPOSE"
         one_d = len(t.shape) == 3
         wrapped = kind == "RESHAPE" and not one_d
-        self.consts.append(_int32(_WRAPPER if wrapped else "arith.constant", 4))
+        const = _int32(_WRAPPER if wrapped else "arith.constant", 4)
+        self.consts.append(const)
         out = self.act(_channels_last(t.shape), loc if one_d else _WRAPPER)
-        return self.emit(kind, [t], out, "input")
+        return self.emit(kind, [t, const], out, "input")
 
     def conv(self, node, mod: nn.Module, src) -> None:
         x = self.nhwc(src, self.loc(node.target))
@@ -238,15 +239,17 @@ class _Walk(_Lowering):
         t, layout = src
         loc = self.loc(node.target) if node.op == "call_module" else self.loc("")
         if layout == "nhwc" and t.shape[-1] > 1 and t.shape[1] * t.shape[2] > 1:
-            self.consts.append(_int32("arith.constant", 4))
+            perm = _int32("arith.constant", 4)
+            self.consts.append(perm)
             n, h, w, c = t.shape
             prev = self.producer[id(t)]
             keep = h == 1 or prev.kind == "ADD"  # 1-D nets and adds name it after the op
             name = t.name if keep else _WRAPPER
-            t = self.emit("TRANSPOSE", [t], self.act((n, c, h, w), name), node.target)
-        self.consts.append(_int32(loc, 2))
+            t = self.emit("TRANSPOSE", [t, perm], self.act((n, c, h, w), name), node.target)
+        shape = _int32(loc, 2)
+        self.consts.append(shape)
         out = self.act(self._shape(node), loc)
-        self.value[node] = (self.emit("RESHAPE", [t], out, node.target), "flat")
+        self.value[node] = (self.emit("RESHAPE", [t, shape], out, node.target), "flat")
 
     def linear(self, node, mod: nn.Linear, src) -> None:
         t, _ = src
