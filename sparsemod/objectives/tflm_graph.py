@@ -139,9 +139,14 @@ class _Walk(_Lowering):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
-        self.biases: list[Tensor] = []
+        self.biases: dict[str, list[Tensor]] = {"1x1": [], "fc": [], "conv": []}
         self.value: dict[Any, tuple[Tensor, str]] = {}
         self.producer: dict[int, Op] = {}
+        self.relu_shapes: dict[tuple[int, ...], tuple[Any, str]] = {}
+        self.suffix: dict[int, str] = {}  # name endings joined at the end (a folded flatten)
+        self.input_const: Tensor | None = None
+        self.input_place = "first"  # where the input's layout constant goes (see finish)
+        self.avg_into_conv = False
 
     def emit(self, kind: str, inputs: list[Tensor], out: Tensor, layer: str, **opts: int) -> Tensor:
         op = Op(kind, tuple(id(t) for t in inputs), (id(out),), dict(opts), layer)
@@ -159,8 +164,10 @@ class _Walk(_Lowering):
         kind = "RESHAPE" if t.shape[1] == 1 else "TRANSPOSE"
         one_d = len(t.shape) == 3
         wrapped = kind == "RESHAPE" and not one_d
-        const = _int32(_WRAPPER if wrapped else "arith.constant", 4)
-        self.consts.append(const)
+        const = _int32(_WRAPPER if wrapped else loc if one_d else "arith.constant", 4)
+        self.input_const = const
+        if one_d:
+            self.input_place = "last"
         out = self.act(_channels_last(t.shape), loc if one_d else _WRAPPER)
         return self.emit(kind, [t, const], out, "input")
 
@@ -168,7 +175,6 @@ class _Walk(_Lowering):
         x = self.nhwc(src, self.loc(node.target))
         self.one_d = isinstance(mod, nn.Conv1d)
         before = self.producer.get(id(x))
-        self.relu_before = before.options.get("relu_loc", "") if before else ""
         n, h, w, cin = x.shape
         out_shape = _channels_last(self._shape(node))
         cout = out_shape[-1]
@@ -182,8 +188,12 @@ class _Walk(_Lowering):
             shape = (cout, *k, cin // mod.groups)
             weight = Tensor(loc, shape, "int8", math.prod(shape), cout)
         bias = Tensor(loc, (cout,), "int32", 4 * cout, cout)
-        self.biases.append(bias)
+        self.biases["1x1" if math.prod(k) == 1 else "conv"].append(bias)
         self.body.append((weight, None))
+        if before is not None and before.kind == "RESHAPE" and not self.one_d and cout == 1:
+            self.input_const.name, self.input_place = "arith.constant", "after perm"
+        if before is not None and before.kind == "QUANTIZE":
+            self.avg_into_conv = True
         padding = 0 if any(p for p in _pair(mod.padding)) else 1  # SAME = 0, VALID = 1
         opts = {"padding": padding, "stride_w": stride[1], "stride_h": stride[0]}
         if depthwise:
@@ -192,8 +202,6 @@ class _Walk(_Lowering):
         kind = "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D"
         op = self.emit(kind, [x, weight, bias], out, node.target, **opts)
         op = self.producer[id(op)]
-        if self.relu_before:
-            op.options["relu_before"] = self.relu_before
         if self.one_d:
             op.options["one_d"] = 1
         self.value[node] = (out, "nhwc")
@@ -212,11 +220,12 @@ class _Walk(_Lowering):
         op.options["relu_loc"] = loc
         if op.kind == "FULLY_CONNECTED":
             t.name = t.name + ";" + loc
-        else:  # the ReLU fused into the conv's input joins the name too
-            before = op.options.pop("relu_before", "")
-            t.name = loc + ";" + (before + ";" if before else "") + t.name
+        else:  # the first ReLU of the same shape joins the name (its zeros constant)
+            first = self.relu_shapes.setdefault(t.shape, (node, loc))
+            t.name = loc + ";" + (first[1] + ";" if first[0] is not node else "") + t.name
             if op.kind != "ADD" and not op.options.pop("one_d", 0):
-                self.biases[-1].name = t.name
+                op_bias = self.biases["1x1"] + self.biases["conv"]
+                next(b for b in op_bias if id(b) == op.inputs[2]).name = t.name
         self.value[node] = src
 
     def pool(self, node, mod: nn.Module, src) -> None:
@@ -231,19 +240,27 @@ class _Walk(_Lowering):
         opts = {"padding": 1, "stride_w": s[1], "stride_h": s[0]}
         opts.update(filter_w=k[1], filter_h=k[0])
         self.emit(kind, [x], out, node.target, **opts)
-        if avg:
-            out = self.emit("QUANTIZE", [out], self.act(out.shape, loc), node.target)
+        if avg:  # named after the pool when a flatten follows, else after the transposes
+            out = self.emit("QUANTIZE", [out], self.act(out.shape, _WRAPPER), node.target)
+            self.suffix[id(out)] = loc
         self.value[node] = (out, "nhwc")
 
     def flatten(self, node, src) -> None:
         t, layout = src
         loc = self.loc(node.target) if node.op == "call_module" else self.loc("")
-        if layout == "nhwc" and t.shape[-1] > 1 and t.shape[1] * t.shape[2] > 1:
+        prev = self.producer.get(id(t))
+        if prev is not None and prev.kind == "QUANTIZE":
+            t.name = self.suffix.pop(id(t))
+        if layout == "nhwc" and t.shape[1] * t.shape[2] == 1:  # folded into the linear
+            self.value[node] = (t, "flat")
+            self.suffix[id(t)] = loc
+            return
+        if layout == "nhwc" and t.shape[-1] > 1:
             perm = _int32("arith.constant", 4)
             self.consts.append(perm)
             n, h, w, c = t.shape
-            prev = self.producer[id(t)]
-            keep = h == 1 or prev.kind == "ADD"  # 1-D nets and adds name it after the op
+            # 1-D nets, adds and average pools name it after the op
+            keep = h == 1 or prev.kind in ("ADD", "QUANTIZE")
             name = t.name if keep else _WRAPPER
             t = self.emit("TRANSPOSE", [t, perm], self.act((n, c, h, w), name), node.target)
         shape = _int32(loc, 2)
@@ -253,23 +270,40 @@ class _Walk(_Lowering):
 
     def linear(self, node, mod: nn.Linear, src) -> None:
         t, _ = src
+        folded = self.suffix.pop(id(t), None)
         loc = self.loc(node.target)
         weight = Tensor(_WRAPPER, (mod.out_features, mod.in_features), "int8",
                         mod.out_features * mod.in_features, mod.out_features)
         bias = Tensor(loc, (mod.out_features,), "int32", 4 * mod.out_features, mod.out_features)
         self.weights.append(weight)
-        self.biases.append(bias)
+        self.biases["fc"].append(bias)
         out = self.act(self._shape(node), loc)
+        if folded:
+            self.suffix[id(out)] = folded
         self.value[node] = (self.emit("FULLY_CONNECTED", [t, weight, bias], out, node.target),
                             "flat")
 
     def finish(self, out: Tensor) -> Graph:
         out.name = _OUTPUT
-        order = [self.input, *self.consts, *reversed(self.biases), *self.weights]
+        consts = list(self.consts)
+        if self.input_const is not None:
+            # The input's layout constant: first, or after the flatten's transpose (when
+            # the first conv has one channel, or an average pool feeds a conv), or last
+            # (1-D nets).
+            place = self.input_place
+            if place == "first" and self.avg_into_conv:
+                place = "after perm"
+            perm = 1 if consts and consts[0].shape == (4,) else 0
+            at = {"first": 0, "after perm": perm, "last": len(consts)}[place]
+            consts.insert(at, self.input_const)
+        biases = [b for group in ("1x1", "fc", "conv") for b in reversed(self.biases[group])]
+        order = [self.input, *consts, *biases, *self.weights]
         order += [t for t, _ in self.body]
         index = {id(t): i for i, t in enumerate(order)}
         g = self.graph
         for t in order:
+            if id(t) in self.suffix and t is not out:
+                t.name += ";" + self.suffix[id(t)]
             t.name = self.name(t.name)
             g.tensors.append(t)
         for _, op in self.body:
