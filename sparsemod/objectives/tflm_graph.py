@@ -147,6 +147,7 @@ class _Walk(_Lowering):
         self.input_const: Tensor | None = None
         self.input_place = "first"  # where the input's layout constant goes (see finish)
         self.avg_into_conv = False
+        self.same_range: set[str] = set()
 
     def emit(self, kind: str, inputs: list[Tensor], out: Tensor, layer: str, **opts: int) -> Tensor:
         op = Op(kind, tuple(id(t) for t in inputs), (id(out),), dict(opts), layer)
@@ -240,7 +241,9 @@ class _Walk(_Lowering):
         opts = {"padding": 1, "stride_w": s[1], "stride_h": s[0]}
         opts.update(filter_w=k[1], filter_h=k[0])
         self.emit(kind, [x], out, node.target, **opts)
-        if avg:  # named after the pool when a flatten follows, else after the transposes
+        if avg and node.target not in self.same_range:
+            # Requantized to the next op's range (named after the pool when a flatten
+            # follows, else after the transposes); not when the pool keeps the range.
             out = self.emit("QUANTIZE", [out], self.act(out.shape, _WRAPPER), node.target)
             self.suffix[id(out)] = loc
         self.value[node] = (out, "nhwc")
@@ -322,6 +325,36 @@ def _pair(v: Any) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _range_keeping_pools(model: nn.Module, example: torch.Tensor) -> set[str]:
+    """The average pools whose output range is their input's on ``example``.
+
+    The converter requantizes an average pool's output to the next op's range with a
+    QUANTIZE op, and leaves it out when the two ranges are the same: a feature map that is
+    constant over space (behind ReLUs that are all off). One forward pass tells.
+    """
+    pools = {m: n for n, m in model.named_modules() if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d))}
+    same: set[str] = set()
+    if not pools:
+        return same
+
+    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        x = inputs[0]
+        low = x.min().clamp(max=0) == out.min().clamp(max=0)
+        if low and x.max().clamp(min=0) == out.max().clamp(min=0):
+            same.add(pools[module])
+
+    handles = [m.register_forward_hook(hook) for m in pools]
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        model.train(training)
+        for h in handles:
+            h.remove()
+    return same
+
+
 def lower(model: nn.Module, example: torch.Tensor) -> Graph:
     """The TFLite graph litert-torch emits for ``model`` (see the module docstring).
 
@@ -337,6 +370,7 @@ def lower(model: nn.Module, example: torch.Tensor) -> Graph:
     """
     gm = trace(model, example[:1])
     w = _Walk(model)
+    w.same_range = _range_keeping_pools(model, example[:1])
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             w.input = w.act(w._shape(node), _INPUT)
