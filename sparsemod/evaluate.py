@@ -12,174 +12,39 @@ import io
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from sparsemod import objectives
-from sparsemod.compress import (
-    PruneContext,
-    PruneOptions,
-    Pruner,
-    get_pruner,
-    make_permanent,
-    sparsity,
-)
+from sparsemod.compress import PruneContext, Pruner, get_pruner, make_permanent, sparsity
 from sparsemod.compress.context import state_copy
 from sparsemod.compress.quantize import get_scheme
-from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult
+from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult, WarmStart
 from sparsemod.data import Splits, tensors_of
-from sparsemod.errors import BuildError, ConfigError, InfeasibleError
+from sparsemod.errors import BuildError
+from sparsemod.eval_settings import EvalSettings
+from sparsemod.failures import candidate_failure, is_out_of_memory
 from sparsemod.problems import Problem
-from sparsemod.settings import check_pruning, check_setting
 from sparsemod.train import TrainSettings, accuracy, seeded, train
 
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How one candidate is trained and compressed.
-
-    Args:
-        epochs: training epochs before pruning.
-        batch_size: training batch size (not the number of arms per round).
-        lr: learning rate when the parameters carry no ``lr``.
-        pruning: prune at all.
-        prune_method: a name in ``sparsemod.compress.PRUNERS``: ``magnitude``,
-            ``magnitude_layerwise``, ``l1_structured``, ``imp``, ``snip`` or
-            ``dynamic_sparse``. ``snip`` and ``dynamic_sparse`` replace the dense training
-            (they start from the untrained network and train ``epochs``); ``imp`` trains
-            ``epochs`` again each round after the dense training.
-        keep_ratio: share of weights kept when the parameters carry no ``keep_ratio``
-            (for ``l1_structured``, the share of each layer's output channels).
-        finetune_epochs: epochs of training after pruning, masks held; not used by the
-            methods that end with their own training (``imp``, ``snip``,
-            ``dynamic_sparse``).
-        imp_rate: ``imp``: share of the remaining weights pruned each round (None: 0.2,
-            or what ``imp_rounds`` implies).
-        imp_rounds: ``imp``: rounds to reach the keep ratio (0: as many as ``imp_rate``
-            needs).
-        rewind_epoch: ``imp``: rewind survivors to their values after this epoch of the
-            dense training (0: the initialisation).
-        snip_batches: ``snip``: training batches the sensitivity is summed over.
-        dst_interval: ``dynamic_sparse``: optimizer steps between drop / regrow updates
-            (0: once an epoch).
-        dst_drop_fraction: ``dynamic_sparse``: share of active weights dropped and regrown
-            at the first update (cosine-decayed).
-        dst_regrow: ``dynamic_sparse``: ``random`` (SET) or ``gradient`` (RigL).
-        quant_scheme: ``none``, ``post``, ``dynamic`` or ``both``.
-        calibration_batches: training batches used to calibrate static quantization.
-        target_flops: operations per second of the target device (latency = FLOPs / this).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        seed: seeds the weights, the batch order and dropout.
-        score_test: also score the deployed model on the test split.
-        keep_model: put the deployed model's bytes in the result.
-        keep_trained: put the trained float weights (before pruning) in the result, so a
-            morphed child can start from them; after training for ``snip`` and
-            ``dynamic_sparse``, which never train a dense network.
-        debug: put the traceback of a failed candidate in its reason.
-        model_front: with ``keep_model``, the Pareto set known when the candidate was
-            submitted, one tuple of ``(objective, value)`` pairs a point: a candidate that
-            one of these points dominates can never join the Pareto set, so its model is
-            not serialised (``torch.export`` of the int8 graph takes most of a second).
-    """
-
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
-    pruning: bool = True
-    prune_method: str = "magnitude"
-    keep_ratio: float = 0.5
-    finetune_epochs: int = 1
-    imp_rate: float | None = None
-    imp_rounds: int = 0
-    rewind_epoch: int = 0
-    snip_batches: int = 4
-    dst_interval: int = 0
-    dst_drop_fraction: float = 0.3
-    dst_regrow: str = "random"
-    quant_scheme: str = "post"
-    calibration_batches: int = 8
-    target_flops: float = 1e8
-    device: str = "auto"
-    seed: int = 0
-    score_test: bool = False
-    keep_model: bool = True
-    keep_trained: bool = False
-    debug: bool = False
-    model_front: tuple[tuple[tuple[str, float], ...], ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "finetune_epochs", "calibration_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name}: {value!r} is not an integer >= 0")
-        # The keys a config file also has are checked by their one declaration there.
-        check_setting("train_batch_size", self.batch_size)
-        check_setting("flops", self.target_flops)
-        for key in ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme"):
-            check_setting(key, getattr(self, key))
-        get_pruner(self.prune_method)  # registered (the name check above is only its shape)
-        self.prune_options()
-        check_pruning(
-            self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs
-        )
-
-    def prune_options(self) -> PruneOptions:
-        """The settings of the multi-step pruning methods."""
-        return PruneOptions(
-            imp_rate=self.imp_rate,
-            imp_rounds=self.imp_rounds,
-            rewind_epoch=self.rewind_epoch,
-            snip_batches=self.snip_batches,
-            dst_interval=self.dst_interval,
-            dst_drop_fraction=self.dst_drop_fraction,
-            dst_regrow=self.dst_regrow,
-        )
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """A trained parent to start a morphed child from (Net2Net-style weight inheritance)."""
-
-    params: Mapping[str, Any]
-    state: bytes
-
-
-# The closed list of candidate failures (DESIGN.md, "Failures"): a network that does not
-# build (BuildError), diverges (InfeasibleError from a non-finite loss) or runs out of
-# memory. Everything else is a bug, in sparsemod or in a user's builder or network (a
-# TypeError, a shape mismatch, ...), or a deliberate error that every candidate would
-# meet (ConfigError, CompressionError, MeasureError): it propagates and stops the search.
-_CANDIDATE_FAILURES = (BuildError, InfeasibleError)
-# torch raises a plain RuntimeError when the CPU allocator (or MPS, or cuBLAS / cuDNN)
-# cannot allocate; only the CUDA caching allocator raises torch.OutOfMemoryError.
-_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "ALLOC_FAILED")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says that memory ran out (GPU or CPU)."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OUT_OF_MEMORY)
-
-
-def candidate_failure(exc: BaseException) -> str | None:
-    """Why ``exc`` fails the candidate, or None when it is not a candidate failure.
-
-    Args:
-        exc: what evaluating a candidate raised.
-
-    Returns:
-        The reason a failed trial stores (``Type: message``), or None for an exception that
-        must propagate.
-    """
-    if is_out_of_memory(exc):
-        return f"out of memory: {type(exc).__name__}: {exc}"
-    if isinstance(exc, _CANDIDATE_FAILURES):
-        return f"{type(exc).__name__}: {exc}"
-    return None
+# What importers take from here; the records live in sparsemod.core.results, the settings
+# in sparsemod.eval_settings and the failure list in sparsemod.failures.
+__all__ = [
+    "COMPLETED",
+    "FAILED",
+    "EvalSettings",
+    "ModelArtifact",
+    "TrialResult",
+    "WarmStart",
+    "candidate_failure",
+    "evaluate",
+    "is_out_of_memory",
+    "load_model",
+    "predict_costs",
+]
 
 
 def evaluate(

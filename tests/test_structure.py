@@ -19,7 +19,6 @@ MAX_LINES = 400
 # Take a module off the list once it is MAX_LINES or shorter.
 LONG = {
     "sparsemod/config.py": 538,
-    "sparsemod/evaluate.py": 503,
 }
 
 
