@@ -7,13 +7,18 @@ weights, int32 biases, the converter's tensor names), then counts
 * **flash**: the ``.tflite`` file's length, object by object as the exporter's
   ``FlatBufferBuilder`` writes it (:mod:`sparsemod.objectives.tflm_flatbuffer`); weights
   are stored dense, so unstructured pruning saves nothing here;
-* **arena**: TFLM's activations as its ``GreedyMemoryPlanner`` lays them out, plus the
-  persistent tail (tensor and node structs, builtin parameters, kernel op data with
-  per-channel multipliers and shifts, the interpreter's input and output)
-  (:mod:`sparsemod.objectives.tflm_arena`).
+* **arena**: the smallest arena in which TFLM allocates and runs the model, what a board
+  must reserve (:mod:`sparsemod.objectives.tflm_arena`). What stays allocated is the
+  head (the activations as its ``GreedyMemoryPlanner`` lays them out) and the persistent
+  tail (tensor and node structs, builtin parameters, kernel op data with per-channel
+  multipliers and shifts, the interpreter's input and output), kept as the split; while
+  it prepares the kernels and plans, TFLM also takes temporaries between the two (temp
+  tensor structs with their quantization, the planner's per-tensor allocation info and
+  per-buffer arrays), which on most networks need more than head + tail.
 
 Pure torch and python, no converter: a few milliseconds a network. Checked against
-litert-torch 0.10 + tflite-micro's Python interpreter (64-bit host build) by
+``sparsemod.deploy.tflite`` (litert-torch 0.10 + tflite-micro's Python interpreter,
+64-bit host build, flash = the artifact's bytes, arena = ``RuntimeReport.memory_bytes``) by
 ``tests/objectives/test_tflm.py`` and ``bench/runtime_truth.py``.
 """
 
@@ -44,8 +49,10 @@ class OpCost:
 class TflmCosts:
     """What TFLM needs for one network.
 
-    ``arena_bytes`` = ``arena_activations`` (the planner's head) + ``arena_persistent``
-    (the tail); ``persistent_parts`` splits the tail; ``ops`` lists the TFLite ops.
+    ``arena_bytes`` is the smallest arena TFLM runs the model in: at least
+    ``arena_activations`` (the planner's head) + ``arena_persistent`` (the tail), more
+    where its temporaries while allocating need more; ``persistent_parts`` splits the
+    tail; ``ops`` lists the TFLite ops.
     """
 
     flatbuffer_bytes: int

@@ -19,6 +19,24 @@ interpreter runs; a 32-bit board needs less for the pointers in these structs):
   (``4 * channels`` B each);
 * the interpreter's input and output: a pointer array, a 64 B ``TfLiteTensor`` each and,
   when quantized, its ``TfLiteAffineQuantization`` (24 B) and int32 zero points.
+
+**Smallest arena.** ``AllocateTensors`` also needs memory it gives back, between head and
+tail (``SingleArenaBufferAllocator``: temporaries above the head must fit below the
+tail), so :func:`allocate` replays it:
+
+* the head holds 12 scratch-buffer requests (16 B each) while the kernels prepare;
+* each kernel's Prepare takes temporary ``TfLiteTensor`` structs (64 B) for the tensors
+  it reads, with their quantization (24 B + 4 B per channel of zero points): conv and
+  depthwise take output, input and filter, allocate their per-channel arrays from the
+  tail, then take input, filter, bias and output again; fully connected takes its four
+  and writes its arrays while they are live (the tail may then cover the last 16 B of
+  the output's, never its pointers: a corrupted one fails the temp checksum);
+* ``CommitStaticMemoryPlan`` takes an ``AllocationInfo`` (32 B) per tensor as a
+  temporary and gives the rest to the planner, which needs 40 B per planned buffer;
+* then the head becomes the plan and the input and output structs join the tail.
+
+The smallest arena is the largest of these needs, to 16 B: what ``sparsemod.deploy``'s
+``RuntimeReport.memory_bytes`` finds by trying.
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ Conv1d / pools     the 2-D op over a height-1 image
 BatchNorm          folded into the conv before it
 ReLU after conv,   fused into it (no op, no tensor)
 linear or add
-MaxPool / AvgPool  MAX_POOL_2D / AVERAGE_POOL_2D (+ QUANTIZE after an average pool)
-Flatten            TRANSPOSE back to NCHW (left out when H*W == 1 or C == 1), RESHAPE
+MaxPool / AvgPool  MAX_POOL_2D / AVERAGE_POOL_2D (+ QUANTIZE after an average pool,
+                   unless the pool keeps its input's range: see ``tflm_ranges``)
+Flatten            TRANSPOSE back to NCHW (left out when C == 1), RESHAPE; nothing
+                   when H*W == 1 (the linear reads the 1x1 map)
 Linear             FULLY_CONNECTED (keep_num_dims)
 Tanh               TANH
 residual ``+``     ADD
@@ -24,7 +26,10 @@ Dropout            nothing
 
 Tensor names are the converter's debug locations: the module path as
 ``<class fullname>_<name>`` per level, joined by ``/`` and ended by ``;`` (fused ops join
-two locations with ``;``); repeated names get a counter. The flatbuffer stores them.
+two locations with ``;``; a conv's fused ReLU also joins the first ReLU of the same
+shape, whose zeros constant it shares); repeated names get a counter. The flatbuffer
+stores them, constants first (the layout constants, then the biases of 1x1 convs, of
+linears and of the other convs, each group last layer first, then the linear weights).
 LSTM and GRU layers are not lowered (litert-torch leaves an LSTM in float32 and fails on
 a GRU): :func:`lower` raises ``MeasureError`` for them.
 """
@@ -41,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsemod.errors import MeasureError
+from sparsemod.objectives.tflm_ranges import range_keeping_pools
 from sparsemod.objectives.tracer import trace
 
 
@@ -325,36 +331,6 @@ def _pair(v: Any) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _range_keeping_pools(model: nn.Module, example: torch.Tensor) -> set[str]:
-    """The average pools whose output range is their input's on ``example``.
-
-    The converter requantizes an average pool's output to the next op's range with a
-    QUANTIZE op, and leaves it out when the two ranges are the same: a feature map that is
-    constant over space (behind ReLUs that are all off). One forward pass tells.
-    """
-    pools = {m: n for n, m in model.named_modules() if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d))}
-    same: set[str] = set()
-    if not pools:
-        return same
-
-    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        x = inputs[0]
-        low = x.min().clamp(max=0) == out.min().clamp(max=0)
-        if low and x.max().clamp(min=0) == out.max().clamp(min=0):
-            same.add(pools[module])
-
-    handles = [m.register_forward_hook(hook) for m in pools]
-    training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(example)
-    finally:
-        model.train(training)
-        for h in handles:
-            h.remove()
-    return same
-
-
 def lower(model: nn.Module, example: torch.Tensor) -> Graph:
     """The TFLite graph litert-torch emits for ``model`` (see the module docstring).
 
@@ -370,7 +346,7 @@ def lower(model: nn.Module, example: torch.Tensor) -> Graph:
     """
     gm = trace(model, example[:1])
     w = _Walk(model)
-    w.same_range = _range_keeping_pools(model, example[:1])
+    w.same_range = range_keeping_pools(model, example[:1])
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             w.input = w.act(w._shape(node), _INPUT)
