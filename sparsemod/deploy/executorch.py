@@ -21,7 +21,8 @@ dropped before serialising, so the ``.pte`` holds only what the operators read.
 data in ExecuTorch's runtime (``executorch.runtime``). The pip build of that runtime has
 the portable and quantized kernels but no ``cortex_m::`` kernels (those are built only
 into Cortex-M firmware), so the Cortex-M program itself cannot run on the host. ``check``
-then runs the host variant ``export`` built beside it (``meta["host_pte"]``): the same
+then runs the host variant ``export`` built beside it (``meta["host_pte"]``, base64, so
+the meta stays JSON and a sidecar file keeps it for a later ``--check``): the same
 quantized graph, int8 weights, scales and int8 input/output, before the Cortex-M passes,
 on the portable and quantized kernels (float math between quantize/dequantize nodes where
 the board uses CMSIS-NN's integer requantization). ``detail`` says which program ran.
@@ -31,6 +32,7 @@ Needs ``pip install "sparsemod[executorch]"`` (executorch, tosa-tools).
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -147,7 +149,7 @@ class ExecuTorchRuntime:
 
         Returns:
             The program, its int8 input and output specs; ``meta["host_pte"]`` holds the
-            host variant (bytes) that :meth:`check` runs.
+            host variant (base64) that :meth:`check` runs.
 
         Raises:
             DeployError: see :func:`lower`.
@@ -164,7 +166,7 @@ class ExecuTorchRuntime:
 
         Returns:
             The Cortex-M ``.pte`` with its input/output specs; ``meta["host_pte"]`` holds
-            the host variant (bytes) that :meth:`check` runs.
+            the host variant (base64) that :meth:`check` runs.
         """
         from importlib import metadata
 
@@ -175,7 +177,7 @@ class ExecuTorchRuntime:
             "linear weights per tensor, int8 per-tensor activations, int32 biases",
             "ops": plan(low.pte)["operators"],
             "scratch_bytes": dict(low.scratch_bytes),
-            "host_pte": low.host_pte,
+            "host_pte": base64.b64encode(low.host_pte).decode("ascii"),
         }
         return Artifact(NAME, self.suffix, low.pte, low.inputs, low.outputs, meta)
 
@@ -206,7 +208,7 @@ class ExecuTorchRuntime:
         if not missing:
             pte, detail["ran"] = artifact.data, "the program itself"
         elif "host_pte" in artifact.meta:
-            pte = artifact.meta["host_pte"]
+            pte = base64.b64decode(artifact.meta["host_pte"])
             detail["ran"] = (
                 "the host variant: the same int8 graph, weights and input/output before the "
                 "Cortex-M passes, on ExecuTorch's portable and quantized kernels"

@@ -9,6 +9,7 @@ Cortex-M program's own reference kernels (CMSIS-NN's integer arithmetic, in Pyth
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -25,17 +26,17 @@ pytest.importorskip("executorch.runtime", reason='needs pip install "sparsemod[e
 
 from sparsemod.deploy import executorch as et  # noqa: E402
 
-EPOCHS = 3
+EPOCHS = {"digits_cnn": 2, "digits_mlp": 5}  # a few seconds each, > 85 % accuracy
 
 
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> nn.Module:
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         model.train()
         order = torch.randperm(len(x))
-        for i in range(0, len(x), 32):
-            idx = order[i : i + 32]
+        for i in range(0, len(x), 64):
+            idx = order[i : i + 64]
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -48,7 +49,7 @@ def _exported(problem: str) -> dict:
     torch.manual_seed(0)
     model = prob.build(prob.space.reference, splits.input_shape, splits.num_classes)
     (x, y), (xt, yt) = tensors_of(splits.train), tensors_of(splits.test)
-    model = _train(model, x, y)
+    model = _train(model, x, y, EPOCHS[problem])
     low = et.lower(model, x[:1], [x[:256]])
     artifact = et.RUNTIME.artifact(low)
     report = et.RUNTIME.check(artifact, [(xt, yt)])
@@ -72,23 +73,21 @@ def mlp() -> dict:
     return _exported("digits_mlp")
 
 
-def _int8_torch_accuracy(run: dict) -> float:
+def _int8_torch_predictions(run: dict) -> torch.Tensor:
+    x = run["x"].to(memory_format=torch.channels_last) if run["x"].dim() == 4 else run["x"]
     with torch.no_grad():  # the PT2E graph quantizes its float input as the program's input
-        logits = run["low"].quantized(
-            run["x"].to(memory_format=torch.channels_last) if run["x"].dim() == 4 else run["x"]
-        )
-    return float((logits.argmax(1) == run["y"]).float().mean())
+        return run["low"].quantized(x).argmax(1)
 
 
-def _cortex_m_reference_accuracy(run: dict) -> float:
-    spec = run["low"].inputs[0]
-    module = run["low"].program.module()
-    hits = 0
+def _cortex_m_reference_predictions(run: dict, n: int) -> torch.Tensor:
+    """The lowered Cortex-M program's own reference kernels on the first ``n`` samples."""
+    spec, module = run["low"].inputs[0], run["low"].program.module()
+    found = []
     with torch.no_grad():
-        for x, y in zip(run["x"].split(1), run["y"], strict=True):
+        for x in run["x"][:n].split(1):
             q = torch.clamp(torch.round(x / spec.scale) + spec.zero_point, -128, 127)
-            hits += int(module(q.to(torch.int8)).argmax(1).item() == y.item())
-    return hits / len(run["y"])
+            found.append(module(q.to(torch.int8)).argmax(1))
+    return torch.cat(found)
 
 
 @pytest.mark.parametrize("net", ["cnn", "mlp"])
@@ -102,6 +101,7 @@ def test_the_program_is_int8_cortex_m(net: str, request: pytest.FixtureRequest) 
     assert art.inputs[0].shape == (1, 1, 8, 8) and art.outputs[0].shape == (1, 10)
     ops = et.plan(art.data)["operators"]
     assert ops == art.meta["ops"]
+    json.dumps(dict(art.meta))  # the meta goes into a JSON sidecar as it is
     assert "cortex_m::quantized_linear.out" in ops
     # Nothing but CMSIS-NN operators and layout copies: no float op, no quantize at the I/O.
     assert {o.split("::")[0] for o in ops} <= {"cortex_m", "dim_order_ops"}
@@ -113,14 +113,17 @@ def test_the_program_is_int8_cortex_m(net: str, request: pytest.FixtureRequest) 
 @pytest.mark.parametrize("net", ["cnn", "mlp"])
 def test_runtime_accuracy_is_the_int8_models(net: str, request: pytest.FixtureRequest) -> None:
     run = request.getfixturevalue(net)
-    report, torch_int8 = run["report"], _int8_torch_accuracy(run)
+    report, predicted = run["report"], _int8_torch_predictions(run)
+    torch_int8 = float((predicted == run["y"]).float().mean())
     assert report.samples == len(run["y"]) == 270
-    assert report.accuracy > 0.8, report.accuracy
+    assert report.accuracy > 0.85, report.accuracy
     assert abs(report.accuracy - torch_int8) <= 0.005, (report.accuracy, torch_int8)
     assert report.detail["ran"].startswith("the host variant")
     assert "cortex_m::quantized_linear.out" in report.detail["not_on_host"]
-    # The Cortex-M program itself, on its reference kernels (integer requantization).
-    assert abs(_cortex_m_reference_accuracy(run) - torch_int8) <= 0.015
+    # The Cortex-M program itself, on its Python reference kernels (CMSIS-NN's integer
+    # requantization where the torch graph rounds in float): the same answer on 97 of 100.
+    same = (_cortex_m_reference_predictions(run, 100) == predicted[:100]).sum().item()
+    assert same >= 97, same
 
 
 @pytest.mark.parametrize("net", ["cnn", "mlp"])
