@@ -33,7 +33,9 @@ class AxBackend:
         objectives: the objective names, all minimised.
         thresholds: objective thresholds (hard constraints on costs), by objective name.
         seed: seeds Sobol (and Ax's model-based generation).
-        init_budget: arms Ax generates with Sobol before it switches to its BoTorch step.
+        init_budget: arms Ax generates with Sobol before it switches to its BoTorch step
+            (``generator = ax``); ``None``: Ax generates Sobol arms only (``generator =
+            pool``, where the GP phase chooses its arms itself).
     """
 
     def __init__(
@@ -42,7 +44,7 @@ class AxBackend:
         objectives: Sequence[str],
         thresholds: Mapping[str, float],
         seed: int,
-        init_budget: int,
+        init_budget: int | None,
     ) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -67,13 +69,16 @@ class AxBackend:
             objective = f"-{self.objectives[0]}"
         constraints = [f"{k} <= {v!r}" for k, v in thresholds.items() if k in self.objectives]
         self.client.configure_optimization(objective=objective, outcome_constraints=constraints)
-        self.client.configure_generation_strategy(
-            method="fast",
-            initialization_budget=init_budget,
-            initialization_random_seed=seed,
-            initialize_with_center=False,
-            use_existing_trials_for_initialization=False,
-        )
+        if init_budget is None:
+            self.client.set_generation_strategy(_sobol_only(seed))
+        else:
+            self.client.configure_generation_strategy(
+                method="fast",
+                initialization_budget=init_budget,
+                initialization_random_seed=seed,
+                initialize_with_center=False,
+                use_existing_trials_for_initialization=False,
+            )
 
     def generate(self, n: int) -> list[tuple[int, dict[str, Any]]]:
         """Up to ``n`` new arms from Ax's generation strategy, as (Ax index, params).
@@ -120,6 +125,20 @@ class AxBackend:
                 v = params[p.name]
                 out[p.name] = int(v) if isinstance(p, IntParam) else v
         return out
+
+
+def _sobol_only(seed: int) -> Any:
+    """Ax's Sobol step alone, as ``method="fast"`` builds it (seeded, deduplicated), with no
+    step after it. ``method="random_search"`` would not deduplicate: a space of integers and
+    choices would get repeated arms."""
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_node import GenerationNode
+    from ax.generation_strategy.generation_strategy import GenerationStrategy
+    from ax.generation_strategy.generator_spec import GeneratorSpec
+
+    sobol = GeneratorSpec(generator_enum=Generators.SOBOL, generator_kwargs={"seed": seed})
+    node = GenerationNode(name="Sobol", generator_specs=[sobol], should_deduplicate=True)
+    return GenerationStrategy(name="Sobol", nodes=[node])
 
 
 def _to_ax(p: Any) -> Any:

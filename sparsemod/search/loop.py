@@ -154,10 +154,8 @@ class Search:
 
     def _run(self, start: float, resumed: bool) -> SearchOutcome:
         cfg, state = self.config, self.state
-        budget_sobol = cfg.r1 * cfg.batch_size
-        # With the pool generator Ax only ever draws Sobol points: its BoTorch step is never
-        # reached.
-        ax_init = budget_sobol if cfg.generator == "ax" else budget_sobol + 10_000
+        # generator = pool: Ax draws Sobol arms only; ax: Ax's BoTorch step follows Sobol.
+        ax_init = cfg.r1 * cfg.batch_size if cfg.generator == "ax" else None
         self.ax = AxBackend(self.problem.space, self.objectives, cfg.constraints, cfg.seed, ax_init)
         tools = Tools(cfg, self.problem.space, self.ax, self.costs, self.encoder, self.settings)
         rerun = []
