@@ -1,31 +1,39 @@
 """ExecuTorch for Cortex-M: an int8 ``.pte`` program lowered to CMSIS-NN operators.
 
-``export`` runs ExecuTorch 1.5's own Cortex-M flow: ``torch.export`` of the float network
-with a channels-last input (the Cortex-M quantizer only takes convolutions in NHWC),
-``prepare_pt2e`` / ``convert_pt2e`` with ``CortexMQuantizer`` (convolutions: int8 weights
-per output channel; linear layers: int8 weights per tensor, as CMSIS-NN's fully connected
-kernel takes them; int8 activations per tensor; int32 biases), ``to_edge`` with the
-backend's edge config, ExecuTorch's ``QuantizeInputs`` / ``QuantizeOutputs`` (the program
-takes and returns int8; their scale and zero point are in the artifact's
-:class:`~sparsemod.deploy.base.TensorSpec`), ``CortexMPassManager`` (the ``cortex_m::``
-operators, CMSIS-NN scratch buffers sized by ``cmsis_nn``), then ``to_executorch``.
+``export`` runs ExecuTorch 1.5's own Cortex-M flow (:mod:`sparsemod.deploy.executorch_lower`):
+``torch.export`` of the float network with a channels-last input (the Cortex-M quantizer
+only takes convolutions in NHWC), ``prepare_pt2e`` / ``convert_pt2e`` with
+``CortexMQuantizer``, ``to_edge`` with the backend's edge config, ExecuTorch's
+``QuantizeInputs`` / ``QuantizeOutputs`` (the program takes and returns int8; the scale
+and zero point are in the artifact's :class:`~sparsemod.deploy.base.TensorSpec`, not in
+ten constant methods of the ``.pte``, which would add 2.4 KB), ``CortexMPassManager``
+(``cortex_m::`` operators; CMSIS-NN scratch buffers sized by ``cmsis_nn`` for the core,
+Cortex-M4 by default), then ``to_executorch``. Convolutions get int8 weights per output
+channel; linear layers int8 weights per tensor, the only form ExecuTorch 1.5 lowers to
+``cortex_m::quantized_linear`` (one multiplier and shift); activations int8 per tensor,
+biases int32. A layer the backend cannot lower (an LSTM in 1.5) is refused with its float
+ops named.
 
 ``torch.export``'s ``ExportedProgram.module()`` adds a ``_guards_fn`` ``call_module`` node
 that the Cortex-M passes cannot run ("call_module is not supported"); the graph is
 unlifted with ``check_guards=False``, so there is no such node. The passes leave the
-constants they replaced (float scales, the NCHW weights) in the program unused; they are
+constants they replaced (the NCHW weights, float scales) in the program unused; they are
 dropped before serialising, so the ``.pte`` holds only what the operators read.
 
 ``check`` reads the program's memory plan from the ``.pte`` itself (its execution plan's
-``non_const_buffer_sizes``, buffer 0 being ExecuTorch's reserved empty one) and runs the
-data in ExecuTorch's runtime (``executorch.runtime``). The pip build of that runtime has
-the portable and quantized kernels but no ``cortex_m::`` kernels (those are built only
-into Cortex-M firmware), so the Cortex-M program itself cannot run on the host. ``check``
-then runs the host variant ``export`` built beside it (``meta["host_pte"]``, base64, so
-the meta stays JSON and a sidecar file keeps it for a later ``--check``): the same
-quantized graph, int8 weights, scales and int8 input/output, before the Cortex-M passes,
-on the portable and quantized kernels (float math between quantize/dequantize nodes where
-the board uses CMSIS-NN's integer requantization). ``detail`` says which program ran.
+``non_const_buffer_sizes``, buffer 0 being ExecuTorch's reserved empty one; the input,
+output, activations and CMSIS-NN scratch all live in the planned buffers) and runs the
+data in ExecuTorch's runtime (``executorch.runtime``, with the wheel's
+``libexecutorch_kernels_quantized`` registered). That runtime has the portable and
+quantized kernels but no ``cortex_m::`` kernels (they are built only into Cortex-M
+firmware), so the Cortex-M program itself cannot run on the host. ``check`` then runs the
+host variant ``export`` built beside it (``meta["host_pte"]``, base64, so the meta stays
+JSON and a sidecar file keeps it for a later ``--check``): the same quantized graph, int8
+weights, scales and int8 input/output, before the Cortex-M passes, on the portable and
+quantized kernels (float math between quantize/dequantize nodes where the board uses
+CMSIS-NN's integer requantization). ``detail["ran"]`` says which program ran and
+``detail["not_on_host"]`` lists the kernels the host lacks. A runtime built with the
+``cortex_m::`` kernels runs the program itself.
 
 Needs ``pip install "sparsemod[executorch]"`` (executorch, tosa-tools).
 """
@@ -89,7 +97,9 @@ def _host_runtime() -> Any:
 
     The pip build's Python runtime registers only the portable kernels; the
     ``quantized_decomposed`` kernels ship beside it in ``libexecutorch_kernels_quantized``,
-    whose static initialisers register them with the same runtime when it is loaded.
+    whose static initialisers register them with the same runtime when it is loaded (once,
+    and only when the runtime does not have them already: registering a kernel twice is an
+    error there).
     """
     import ctypes
 
@@ -97,14 +107,16 @@ def _host_runtime() -> Any:
     import executorch
     from executorch.runtime import Runtime
 
-    if not _KERNELS_LOADED:
+    runtime = Runtime.get()
+    have = set(runtime.operator_registry.operator_names)
+    if not _KERNELS_LOADED and "quantized_decomposed::quantize_per_tensor.out" not in have:
         for root in executorch.__path__:
             lib = os.path.join(root, "lib", "libexecutorch_kernels_quantized.so")
             if os.path.exists(lib):
                 ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
                 _KERNELS_LOADED.append(lib)
                 break
-    return Runtime.get()
+    return runtime
 
 
 def _quantize_input(x: torch.Tensor, spec: TensorSpec) -> torch.Tensor:

@@ -3,8 +3,10 @@
 
 The steps are ExecuTorch 1.5's own Cortex-M flow (see that module's docstring):
 ``torch.export`` with a channels-last input, ``CortexMQuantizer`` (PT2E), ``to_edge``,
-int8 input/output (``quantize_input`` / ``quantize_output``), ``CortexMPassManager``,
-``to_executorch``. executorch is imported inside the functions only.
+int8 input/output (``QuantizeInputs`` / ``QuantizeOutputs``), ``CortexMPassManager``,
+``to_executorch``. The network is traced with a free batch size where it allows, so the
+calibration runs whole batches; one that only traces at batch 1 is calibrated sample by
+sample. executorch is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -283,20 +285,24 @@ def lower(
         raise DeployError(f"{NAME}: the Cortex-M lowering failed: {_last(exc)}") from None
     _check_int8(program)
     _drop_unused_constants(program)
-    edge._edge_programs["forward"] = program
     reference = copy.deepcopy(program)  # to_executorch rewrites the graph in place
-    # The host variant: the same quantized graph, in plain NCHW (the portable kernels
-    # take the weights in their default dim order).
-    host_edge, _, _ = _edge(quantized, example.contiguous())
-    manager = edge.to_executorch()
-    pte = bytes(manager.buffer)
+    try:
+        # The lowered program replaces the edge one, as ExecuTorch's Cortex-M test harness
+        # does (RunPasses), and is serialised with its memory plan.
+        edge._edge_programs["forward"] = program
+        manager = edge.to_executorch()
+        # The host variant: the same quantized graph in plain NCHW (the portable kernels
+        # take the weights in their default dim order).
+        host_pte = bytes(_edge(quantized, example.contiguous())[0].to_executorch().buffer)
+    except Exception as exc:
+        raise DeployError(f"{NAME}: to_executorch failed: {_last(exc)}") from None
     forward = next(p for p in manager.executorch_program.execution_plan if p.name == "forward")
-    host_pte = bytes(host_edge.to_executorch().buffer)
-    out_val = [n for n in program.graph.output_node().args[0]][0].meta["val"]
+    out_val = list(reference.graph.output_node().args[0])[0].meta["val"]
     inputs = (_spec("input", tuple(example.shape), q_in),)
     outputs = (_spec("output", tuple(out_val.shape), q_out),)
     buffers = [int(b) for b in forward.non_const_buffer_sizes]
-    scratch = _scratch(program)
+    scratch = _scratch(reference)
+    pte = bytes(manager.buffer)
     return Lowered(quantized, reference, pte, host_pte, inputs, outputs, scratch, buffers, cpu)
 
 
