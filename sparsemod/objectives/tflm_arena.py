@@ -29,8 +29,9 @@ tail), so :func:`allocate` replays it:
   it reads, with their quantization (24 B + 4 B per channel of zero points): conv and
   depthwise take output, input and filter, allocate their per-channel arrays from the
   tail, then take input, filter, bias and output again; fully connected takes its four
-  and writes its arrays while they are live (the tail may then cover the last 16 B of
-  the output's, never its pointers: a corrupted one fails the temp checksum);
+  and writes its arrays while they are live (the tail may then cover the output's
+  temporaries where nothing is read afterwards, never its pointers: a corrupted one
+  fails the temp checksum);
 * ``CommitStaticMemoryPlan`` takes an ``AllocationInfo`` (32 B) per tensor as a
   temporary and gives the rest to the planner, which needs 40 B per planned buffer;
 * then the head becomes the plan and the input and output structs join the tail.
@@ -69,7 +70,6 @@ _ALLOCATION_INFO = 32
 _SCRATCH_REQUEST = 16
 _MAX_SCRATCH_PER_OP = 12
 _PLANNER_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size()
-_FC_SLACK = 16
 
 
 def tensor_bytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -160,25 +160,55 @@ class _Allocator:
         self.head = self.top = 0
         self.need = 0
 
-    def persistent(self, part: str, size: int, align: int, floor: int | None = None) -> None:
-        """A tail allocation; it must stay above the head (or ``floor``, a live temporary
-        that would be overwritten)."""
+    def persistent(self, part: str, size: int, align: int) -> None:
+        """A tail allocation; it must stay above the head."""
         before = self.used
         self.used = _align(self.used + size, align)
         self.parts[part] = self.parts.get(part, 0) + self.used - before
-        self.need = max(self.need, self.used + (self.head if floor is None else floor))
+        self.need = max(self.need, self.used + self.head)
 
     def temp(self, size: int, align: int) -> None:
         """A temporary allocation above the head; it must fit below the tail."""
         self.top = _align(self.top, align) + size
         self.need = max(self.need, self.used + self.top)
 
-    def temp_tensor(self, tensor) -> None:
-        """``AllocateTempTfLiteTensor``: the struct, and its quantization when it has any."""
+    def temp_tensor(self, tensor) -> tuple[int, int | None]:
+        """``AllocateTempTfLiteTensor``: the struct, and its quantization when it has any.
+
+        Returns:
+            Where the struct and the quantization struct start.
+        """
         self.temp(_TFLITE_TENSOR, 8)
+        at, quantization = self.top - _TFLITE_TENSOR, None
         if tensor.scales:
             self.temp(_AFFINE_QUANTIZATION, 8)
+            quantization = self.top - _AFFINE_QUANTIZATION
             self.temp(4 + 4 * tensor.scales, 4)
+        return at, quantization
+
+    def arrays_over_temporaries(self, channels: int, last: tuple[int, int | None]) -> None:
+        """The fully connected kernel's per-channel arrays, allocated and written while
+        its temporaries are live (the allocator only keeps the tail above the head).
+
+        The arena must be large enough that the bytes written (``4 * channels`` at the
+        start of each array) miss what is read afterwards: the temporaries below the last
+        one, its quantization type and pointer and its params (``TfLiteTensor`` bytes
+        0-24 and 48-56) and its zero-point pointer (bytes 8-16 of its quantization).
+        """
+        first = _align(self.used + 4 * channels, ALIGN)
+        second = _align(first + 4 * channels, ALIGN)
+        tensor, quantization = last
+        keep = [(tensor + 48, tensor + 56)]
+        if quantization is not None:
+            keep.append((quantization + 8, quantization + 16))
+        arena = _align(second + tensor + 24)
+        while any(lo < hi_w and lo_w < hi for lo, hi in keep
+                  for lo_w, hi_w in ((arena - u, arena - u + 4 * channels)
+                                     for u in (first, second))):
+            arena += ALIGN
+        self.need = max(self.need, arena)
+        self.persistent("op_data", 4 * channels, ALIGN)
+        self.persistent("op_data", 4 * channels, ALIGN)
 
     def reset(self, head: int) -> None:
         """``ResizeBuffer``: the head becomes ``head`` bytes, temporaries are gone."""
@@ -198,18 +228,17 @@ def _prepare(a: _Allocator, graph: Graph, op) -> None:
     """One op's Prepare: its temporary tensors and per-channel arrays."""
     steps = _PREPARE.get(op.kind, " ".join(f"i{k}" for k in range(len(op.inputs))) + " o")
     channels = _per_channel(graph, op)
+    last = (a.top, None)
     for step in steps.split():
-        if step == "|":
-            if channels:
-                # The fully connected kernel writes its arrays while the temporaries are
-                # live: the tail may cover the output's last bytes, not its pointers.
-                floor = a.top - _FC_SLACK if op.kind == "FULLY_CONNECTED" else a.top
-                a.persistent("op_data", 4 * channels, ALIGN, floor)
-                a.persistent("op_data", 4 * channels, ALIGN, floor)
-            continue
-        index = op.outputs[0] if step == "o" else op.inputs[int(step[1:])]
-        if index >= 0:
-            a.temp_tensor(graph.tensors[index])
+        if step == "|" and channels and op.kind == "FULLY_CONNECTED":
+            a.arrays_over_temporaries(channels, last)
+        elif step == "|" and channels:
+            a.persistent("op_data", 4 * channels, ALIGN)
+            a.persistent("op_data", 4 * channels, ALIGN)
+        elif step != "|":
+            index = op.outputs[0] if step == "o" else op.inputs[int(step[1:])]
+            if index >= 0:
+                last = a.temp_tensor(graph.tensors[index])
 
 
 def allocate(graph: Graph) -> tuple[dict[str, int], int]:
