@@ -76,8 +76,13 @@ def plan(pte: bytes) -> dict[str, Any]:
     require("executorch.exir", NAME, EXTRA)
     from executorch.exir._serialize._program import deserialize_pte_binary
 
-    program = deserialize_pte_binary(pte).program
-    plans = {p.name: p for p in program.execution_plan}
+    if pte[4:6] != b"ET":  # the flatbuffer file identifier, "ET" and a schema version
+        raise DeployError(f"{NAME}: not an ExecuTorch program (no ET file identifier)")
+    try:
+        program = deserialize_pte_binary(pte).program
+    except Exception as exc:
+        raise DeployError(f"{NAME}: not an ExecuTorch program ({_last(exc)})") from None
+    plans = {p.name: p for p in program.execution_plan or []}
     if "forward" not in plans:
         raise DeployError(f"{NAME}: the program has no forward method, only {sorted(plans)}")
     forward = plans["forward"]

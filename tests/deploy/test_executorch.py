@@ -184,6 +184,13 @@ def test_a_program_without_host_variant_names_the_missing_kernel(mlp: dict) -> N
         et.RUNTIME.check(bare, [(mlp["x"], mlp["y"])])
 
 
+def test_bytes_that_are_no_program_are_refused(mlp: dict) -> None:
+    art: Artifact = mlp["artifact"]
+    junk = Artifact(art.format, art.suffix, b"\0" * 64, art.inputs, art.outputs, art.meta)
+    with pytest.raises(DeployError, match="not an ExecuTorch program"):
+        et.RUNTIME.check(junk, [(mlp["x"], mlp["y"])])
+
+
 def test_missing_executorch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "executorch.exir", None)
     monkeypatch.setitem(sys.modules, "executorch.runtime", None)
