@@ -150,6 +150,8 @@ class _Walk(_Lowering):
         self.producer: dict[int, Op] = {}
         self.relu_shapes: dict[tuple[int, ...], tuple[Any, str]] = {}
         self.suffix: dict[int, str] = {}  # name endings joined at the end (a folded flatten)
+        self.pool_loc: dict[int, str] = {}  # the average pool of a QUANTIZE's output
+        self.folded: dict[int, str] = {}  # a 1x1 map's flatten, for the linear reading it
         self.input_const: Tensor | None = None
         self.input_place = "first"  # where the input's layout constant goes (see finish)
         self.avg_into_conv = False
@@ -251,7 +253,7 @@ class _Walk(_Lowering):
             # Requantized to the next op's range (named after the pool when a flatten
             # follows, else after the transposes); not when the pool keeps the range.
             out = self.emit("QUANTIZE", [out], self.act(out.shape, _WRAPPER), node.target)
-            self.suffix[id(out)] = loc
+            self.pool_loc[id(out)] = loc
         self.value[node] = (out, "nhwc")
 
     def flatten(self, node, src) -> None:
@@ -259,10 +261,10 @@ class _Walk(_Lowering):
         loc = self.loc(node.target) if node.op == "call_module" else self.loc("")
         prev = self.producer.get(id(t))
         if prev is not None and prev.kind == "QUANTIZE":
-            t.name = self.suffix.pop(id(t))
+            t.name = self.pool_loc[id(t)]
         if layout == "nhwc" and t.shape[1] * t.shape[2] == 1:  # folded into the linear
             self.value[node] = (t, "flat")
-            self.suffix[id(t)] = loc
+            self.folded[id(t)] = loc
             return
         if layout == "nhwc" and t.shape[-1] > 1:
             perm = _int32("arith.constant", 4)
@@ -279,7 +281,7 @@ class _Walk(_Lowering):
 
     def linear(self, node, mod: nn.Linear, src) -> None:
         t, _ = src
-        folded = self.suffix.pop(id(t), None)
+        folded = self.folded.pop(id(t), None)
         loc = self.loc(node.target)
         weight = Tensor(_WRAPPER, (mod.out_features, mod.in_features), "int8",
                         mod.out_features * mod.in_features, mod.out_features)
