@@ -346,9 +346,10 @@ def lower(model: nn.Module, example: torch.Tensor) -> Graph:
     Raises:
         MeasureError: the network has a layer or function this model does not lower.
     """
-    gm = trace(model, example[:1])
+    with range_keeping_pools(model) as same_range:
+        gm = trace(model, example[:1])
     w = _Walk(model)
-    w.same_range = range_keeping_pools(model, example[:1])
+    w.same_range = same_range
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             w.input = w.act(w._shape(node), _INPUT)

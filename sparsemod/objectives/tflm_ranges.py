@@ -10,24 +10,26 @@ input.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
 
-def range_keeping_pools(model: nn.Module, example: torch.Tensor) -> set[str]:
-    """The average pools (module names) whose output range is their input's on ``example``.
+@contextlib.contextmanager
+def range_keeping_pools(model: nn.Module) -> Iterator[set[str]]:
+    """Watch ``model``'s average pools while the block runs it (the tracer's one pass).
 
     Args:
-        model: the float network; run once in eval mode, then left as it was.
-        example: one input batch.
+        model: the float network; forward hooks on its average pools, removed after.
 
-    Returns:
-        The names of the average pools after which the converter puts no QUANTIZE.
+    Yields:
+        A set that the block's forward passes fill with the names of the average pools
+        whose output range is their input's: after those the converter puts no QUANTIZE.
     """
     pools = {m: n for n, m in model.named_modules() if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d))}
     same: set[str] = set()
-    if not pools:
-        return same
 
     def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         x = inputs[0]
@@ -36,12 +38,8 @@ def range_keeping_pools(model: nn.Module, example: torch.Tensor) -> set[str]:
             same.add(pools[module])
 
     handles = [m.register_forward_hook(hook) for m in pools]
-    training = model.training
     try:
-        with torch.no_grad():
-            model.eval()(example)
+        yield same
     finally:
-        model.train(training)
         for h in handles:
             h.remove()
-    return same
