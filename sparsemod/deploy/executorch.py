@@ -10,8 +10,9 @@ ten constant methods of the ``.pte``, which would add 2.4 KB), ``CortexMPassMana
 (``cortex_m::`` operators; CMSIS-NN scratch buffers sized by ``cmsis_nn`` for the core,
 Cortex-M4 by default), then ``to_executorch``. Convolutions get int8 weights per output
 channel; linear layers int8 weights per tensor, the only form ExecuTorch 1.5 lowers to
-``cortex_m::quantized_linear`` (one multiplier and shift); activations int8 per tensor,
-biases int32. A layer the backend cannot lower (an LSTM in 1.5) is refused with its float
+``cortex_m::quantized_linear`` (one multiplier and shift); both symmetric in -127..127
+(:func:`~sparsemod.deploy.executorch_lower.cortex_m_quantizer`); activations int8 per
+tensor, biases int32. A layer the backend cannot lower (an LSTM in 1.5) is refused with its float
 ops named.
 
 ``torch.export``'s ``ExportedProgram.module()`` adds a ``_guards_fn`` ``call_module`` node
@@ -191,7 +192,8 @@ class ExecuTorchRuntime:
             "converter": f"executorch {metadata.version('executorch')} (Cortex-M, CMSIS-NN)",
             "cpu": f"Cortex-{low.cpu}",
             "quantizer": "CortexMQuantizer: int8 conv weights per output channel, int8 "
-            "linear weights per tensor, int8 per-tensor activations, int32 biases",
+            "linear weights per tensor (both symmetric, -127..127), int8 per-tensor "
+            "activations, int32 biases",
             "ops": plan(low.pte)["operators"],
             "scratch_bytes": dict(low.scratch_bytes),
             "host_pte": base64.b64encode(low.host_pte).decode("ascii"),

@@ -108,6 +108,8 @@ def test_the_program_is_int8_cortex_m(net: str, request: pytest.FixtureRequest) 
     assert not any("quantize_per_tensor" in o for o in ops)
     if net == "cnn":
         assert "cortex_m::quantized_conv2d.out" in ops
+    weights = [t for t in run["low"].program.state_dict.values() if t.dtype == torch.int8]
+    assert weights and all(int(t.min()) >= -127 for t in weights)  # symmetric, -127..127
 
 
 @pytest.mark.parametrize("net", ["cnn", "mlp"])
