@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from server import links
 from server import progress as progress_mod
 from server.deps import StoreDep
 from server.errors import ApiError
 from server.schemas import MAX_ID, ModelInfo, TrialDetail, TrialOut, error
+from sparsemod.deploy import RUNTIMES
 from sparsemod.errors import DataError
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 
 TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="the trial's id")]
+Format = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description="export to a microcontroller runtime's format instead of the stored "
+        f"model: one of {', '.join(sorted(RUNTIMES))} (int8, converted on request)",
+    ),
+]
 _SUFFIX = {"exported": ".pt2", "state_dict": ".pt"}
 _NOT_FOUND = {404: error("no such trial, or no stored model")}
 _INVALID = {422: error("a parameter is not valid")}
@@ -68,13 +77,25 @@ def get_trial(trial_id: TrialId, store: StoreDep) -> Any:
     | {
         200: {
             "description": "the model's bytes; X-Sparsemod-Format says how to load them: "
-            "'exported' with torch.export.load(io.BytesIO(data)).module()",
-        }
+            "'exported' with torch.export.load(io.BytesIO(data)).module(); with ?format=, "
+            "the runtime's artifact (.tflite flatbuffer, .pte program, .onnx)",
+        },
+        503: error("the runtime of that format is not installed on the server"),
     },
 )
-def download_model(trial_id: TrialId, store: StoreDep) -> ModelResponse:
-    """The deployed model of a Pareto member (only Pareto members' models are kept)."""
+def download_model(trial_id: TrialId, store: StoreDep, format: Format = None) -> ModelResponse:
+    """The deployed model of a Pareto member (only Pareto members' models are kept).
+
+    With ``format``, the model exported to that runtime (as ``sparsemod deploy`` does,
+    without the check), converted on request.
+    """
     trial = store.get_trial(trial_id)
+    if format is not None and format not in RUNTIMES:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"format {format!r} is not one of {', '.join(sorted(RUNTIMES))}",
+            field="format",
+        )
     try:
         rec = store.get_model(trial_id)
     except DataError as exc:
@@ -85,6 +106,8 @@ def download_model(trial_id: TrialId, store: StoreDep) -> ModelResponse:
             f"trial {trial_id} (index {trial.index} of search {trial.search_id}) has no "
             "stored model: only the models of the search's Pareto members are kept",
         ) from None
+    if format is not None:
+        return _exported(store, trial_id, format)
     # The file name is made of the id alone: nothing from a request reaches a path.
     name = f"trial_{trial_id}{_SUFFIX.get(rec.format, '.bin')}"
     return ModelResponse(
@@ -93,5 +116,24 @@ def download_model(trial_id: TrialId, store: StoreDep) -> ModelResponse:
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Sparsemod-Format": rec.format,
             "X-Sparsemod-Sha256": rec.sha256,
+        },
+    )
+
+
+def _exported(store: Any, trial_id: int, format: str) -> ModelResponse:
+    from sparsemod.deploy.api import export_stored
+    from sparsemod.deploy.base import DeployError, RuntimeMissing
+
+    try:
+        artifact = export_stored(store, trial_id, format)
+    except RuntimeMissing as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), field="format") from None
+    except DeployError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), field="format") from None
+    return ModelResponse(
+        artifact.data,
+        headers={
+            "Content-Disposition": f'attachment; filename="trial_{trial_id}{artifact.suffix}"',
+            "X-Sparsemod-Format": artifact.format,
         },
     )

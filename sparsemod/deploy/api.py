@@ -174,6 +174,35 @@ def _read_existing(out: Path, base: str, runtime: Any) -> Artifact:
     return Artifact(runtime.name, runtime.suffix, data, inputs, outputs, meta.get("meta", {}))
 
 
+def _problem_spec(search: Any) -> str:
+    # The config's ``problem`` is what get_problem resolves (a ``module:function`` problem
+    # may call itself something else); searches without one stored their problem's name.
+    return str(search.config.get("problem") or search.problem)
+
+
+def export_stored(store: Any, trial_id: int, format: str) -> Artifact:
+    """Export the stored model of trial ``trial_id`` to ``format``, without checking it.
+
+    The service's ``GET /trials/{id}/model?format=`` calls this; it writes nothing.
+
+    Raises:
+        DeployError: an unknown format, a runtime that is not installed
+            (:class:`~sparsemod.deploy.base.RuntimeMissing`), or a network the runtime
+            cannot run.
+        DataError: the trial has no stored model.
+    """
+    from sparsemod.deploy import get_runtime
+    from sparsemod.deploy.source import trial_source
+    from sparsemod.problems import get_problem
+    from sparsemod.results.export import artifact_from_store
+
+    runtime = get_runtime(format)
+    search = store.get_search(store.get_trial(trial_id).search_id)
+    stored = artifact_from_store(store, trial_id)
+    source = trial_source(get_problem(_problem_spec(search)), stored, search.config)
+    return runtime.export(source.model, source.example, source.calibration)
+
+
 def deploy(
     name_or_search: str | int,
     trial: int | None = None,
@@ -220,7 +249,7 @@ def deploy(
         from sparsemod.problems import get_problem
         from sparsemod.results.export import artifact_from_store
 
-        problem = get_problem(search.problem)
+        problem = get_problem(_problem_spec(search))
         source = trial_source(problem, artifact_from_store(store, chosen.id), search.config)
     finally:
         store.close()

@@ -39,6 +39,10 @@ class DeployCheckError(DeployError):
     accuracy is off): not bad input, a failed check."""
 
 
+class RuntimeMissing(DeployError):
+    """The runtime a format needs is not installed; the message names the extra."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One input or output of an artifact, as the runtime sees it.
@@ -144,7 +148,7 @@ def require(module: str, runtime: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise DeployError(
+        raise RuntimeMissing(
             f"format {runtime!r} needs {module}, which is not installed ({exc}); "
             f'install it with: pip install "sparsemod[{extra}]"'
         ) from exc

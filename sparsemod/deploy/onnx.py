@@ -123,13 +123,23 @@ def _chain(graph: Any, start: str, forward: bool) -> tuple[Any, list[Any]]:
 
 
 def _first_op(graph: Any, start: str, forward: bool) -> Any:
-    """The first op past the shape-only ops from a graph input (or output), or None."""
+    """The first op past the shape-only ops from a graph input (or output), or None.
+
+    An op that only reads the tensor's shape (``Shape``: an LSTM's initial state is sized
+    by its input) is passed over for the op that computes on the tensor.
+    """
     name = start
     for _ in range(len(graph.node)):
         nodes = [n for n in graph.node if name in (n.input if forward else n.output)]
-        if len(nodes) != 1 or nodes[0].op_type not in _SHAPE_OPS:
-            return nodes[0] if nodes else None
-        name = nodes[0].output[0] if forward else nodes[0].input[0]
+        if not nodes:
+            return None
+        compute = [n for n in nodes if n.op_type not in _SHAPE_OPS and n.op_type != "Shape"]
+        if compute:
+            return compute[0]
+        follow = [n for n in nodes if n.op_type != "Shape"]
+        if not follow:
+            return nodes[0]
+        name = follow[0].output[0] if forward else follow[0].input[0]
     return None
 
 

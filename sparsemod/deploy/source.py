@@ -115,6 +115,12 @@ def _strip_exported(module: fx.GraphModule) -> tuple[nn.Module, str]:
     if left:
         raise DeployError(f"the stored int8 graph has quantized ops sparsemod cannot undo: {left}")
     graph.eliminate_dead_code()
+    # The int8 weights the float copies replaced are attributes no node reads any more.
+    used = {n.target for n in graph.nodes if n.op == "get_attr"}
+    for name in [*dict(module.named_parameters()), *dict(module.named_buffers())]:
+        if name not in used:
+            owner, _, leaf = name.rpartition(".")
+            delattr(module.get_submodule(owner), leaf)
     module.recompile()
     return module, (
         f"the stored int8 graph, quantization taken out, {dequantized} weights dequantized"

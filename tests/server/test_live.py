@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import subprocess
 import sys
@@ -41,6 +42,18 @@ def test_submit_poll_download_and_load(live, procs, auth, tiny) -> None:
         assert r.status_code == 200
         assert hashlib.sha256(r.content).hexdigest() == r.headers["x-sparsemod-sha256"]
         assert r.headers["content-disposition"].endswith(f'trial_{member["id"]}.pt2"')
+
+        # The same model exported to a microcontroller runtime on request.
+        model_url = member["model_url"].removeprefix(API)
+        bad = http.get(model_url, params={"format": "tflm"})
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["field"] == "format" and "tflite" in bad.json()["detail"]
+        if importlib.util.find_spec("litert_torch") is not None:
+            flat = http.get(model_url, params={"format": "tflite"}, timeout=300)
+            assert flat.status_code == 200, flat.text
+            assert flat.content[4:8] == b"TFL3"  # the TFLite flatbuffer's file identifier
+            assert flat.headers["x-sparsemod-format"] == "tflite"
+            assert flat.headers["content-disposition"].endswith(f'trial_{member["id"]}.tflite"')
     assert "ended: done" in procs.stop(worker)
 
     # The documented call: torch.export.load(io.BytesIO(data)).module() for "exported".
