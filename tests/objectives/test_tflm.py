@@ -176,17 +176,17 @@ def measured() -> dict[str, tuple[object, object, object]]:
         pytest.skip(f"the runtime comparison needs sparsemod[tflite]: {reason}")
     from sparsemod.deploy.tflite import RUNTIME
 
-    jobs = {}
-    for name, (net, shape) in _sample().items():
-        torch.manual_seed(0)
-        net = net.eval()
-        example = torch.randn(*shape)
-        artifact = RUNTIME.export(net, example, [torch.randn(4, *shape[1:])])
-        data = [(example, torch.zeros(1, dtype=torch.long))]
-        jobs[name] = (tflm_costs(net, example), artifact, data)
-    with ThreadPoolExecutor(2) as pool:
-        reports = dict(zip(jobs, pool.map(lambda j: RUNTIME.check(j[1], j[2]), jobs.values())))
-    return {name: (job[0], job[1], reports[name]) for name, job in jobs.items()}
+    out = {}
+    with ThreadPoolExecutor(2) as pool:  # a check runs in child processes: beside the exports
+        for name, (net, shape) in _sample().items():
+            torch.manual_seed(0)
+            net = net.eval()
+            example = torch.randn(*shape)
+            artifact = RUNTIME.export(net, example, [torch.randn(4, *shape[1:])])
+            data = [(example, torch.zeros(1, dtype=torch.long))]
+            report = pool.submit(RUNTIME.check, artifact, data)
+            out[name] = (tflm_costs(net, example), artifact, report)
+    return {name: (costs, art, report.result()) for name, (costs, art, report) in out.items()}
 
 
 @pytest.mark.parametrize("name", list(_sample()))
