@@ -198,8 +198,14 @@ def export_stored(store: Any, trial_id: int, format: str) -> Artifact:
 
     runtime = get_runtime(format)
     search = store.get_search(store.get_trial(trial_id).search_id)
-    stored = artifact_from_store(store, trial_id)
-    source = trial_source(get_problem(_problem_spec(search)), stored, search.config)
+    try:
+        stored = artifact_from_store(store, trial_id)
+        source = trial_source(get_problem(_problem_spec(search)), stored, search.config)
+    except Exception as exc:  # the service answers with the reason, not a bare 500
+        raise DeployError(
+            f"trial {trial_id}'s stored model cannot be rebuilt for export "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     return runtime.export(source.model, source.example, source.calibration)
 
 

@@ -541,6 +541,19 @@ def test_download_a_pareto_model(client: TestClient, seeded) -> None:
     assert r.headers["x-sparsemod-sha256"] == hashlib.sha256(seeded.model).hexdigest()
 
 
+def test_a_model_in_a_runtime_format_is_refused_with_the_reason(client, seeded) -> None:
+    tid = seeded.trial_ids[1]
+    r = client.get(f"{API}/trials/{tid}/model", params={"format": "tflm"})
+    assert r.status_code == 422 and r.json()["field"] == "format"
+    assert "'executorch', 'onnx' or 'tflite'" in r.json()["detail"]
+    # the seeded bytes are no network: one line that says so, not a server error
+    r = client.get(f"{API}/trials/{tid}/model", params={"format": "onnx"})
+    assert r.status_code == 422 and r.json()["field"] == "format"
+    assert r.json()["detail"].startswith(f"trial {tid}'s stored model cannot be rebuilt")
+    off = client.get(f"{API}/trials/{seeded.trial_ids[2]}/model", params={"format": "onnx"})
+    assert off.status_code == 404
+
+
 def test_a_trial_off_the_front_has_no_model(client: TestClient, seeded) -> None:
     r = client.get(f"{API}/trials/{seeded.trial_ids[2]}/model")
     assert r.status_code == 404 and "Pareto" in r.json()["detail"]
