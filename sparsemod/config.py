@@ -48,10 +48,9 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
   generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)
   num_candidates    size of the GP phase's candidate pool, >= 8 (default 256)
-  cost_scale        how the pool acquisition weighs size / memory / latency: linear
-                    (hypervolume of cost / reference) or log (of log-cost over the space's
-                    range, so 1 KB against 4 KB counts as much as 64 KB against 256 KB)
-                    (default linear)
+  cost_scale        how the pool's acquisition weighs the costs: linear (cost / reference)
+                    or log (log-cost over the space's range) (default linear)
+  deploy_check      check each Pareto model in tflite, executorch or onnx (default none)
   executor          sequential, processes (a local pool) or ray (default sequential)
   workers           trials evaluated at once by processes / ray, >= 1 (default 1)
   threads           torch threads a trial trains with, >= 1; the same in every executor,
@@ -193,6 +192,7 @@ class TrainConfig:
     generator: str = "pool"
     num_candidates: int = 256
     cost_scale: str = "linear"
+    deploy_check: str = "none"
     executor: str = "sequential"
     workers: int = 1
     threads: int = 1
@@ -290,7 +290,7 @@ class RunConfig:
 # epochs, the compression, the seed, the batch per round, the limits, the reference point).
 RESUMABLE_KEYS = frozenset(
     {"name", "root", "r1", "r2", "r3", "morphisms", "tolerance", "patience", "debug"}
-    | {"generator", "num_candidates", "cost_scale"}
+    | {"generator", "num_candidates", "cost_scale", "deploy_check"}
     | {"executor", "workers", "threads", "ray_address", "num_cpus", "num_gpus"}
 )
 

@@ -23,6 +23,8 @@ QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
 COST_SCALES = ("linear", "log")
 EXECUTORS = ("sequential", "processes", "ray")
+DEPLOY_FORMATS = ("tflite", "executorch", "onnx")  # sparsemod.deploy.<format> holds each
+DEPLOY_CHECKS = ("none", *DEPLOY_FORMATS)  # deploy_check
 
 _NUMBER = r"\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*"
 _UNIT_RE = re.compile(_NUMBER + r"([^\s\d.+-]*)\s*", re.IGNORECASE)
@@ -319,6 +321,7 @@ SPECS: dict[str, Spec] = {
     "dst_drop_fraction": _share(zero=True),
     "dst_regrow": _choice(("random", "gradient")),
     "executor": _choice(EXECUTORS),
+    "deploy_check": _choice(DEPLOY_CHECKS),
     "workers": _integer(1),
     "threads": _integer(1),
     "ray_address": _pattern(

@@ -11,14 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from sparsemod.settings import DEPLOY_FORMATS
+
 if TYPE_CHECKING:
     from sparsemod.deploy.base import Runtime
 
-RUNTIMES: dict[str, str] = {
-    "tflite": "sparsemod.deploy.tflite",
-    "executorch": "sparsemod.deploy.executorch",
-    "onnx": "sparsemod.deploy.onnx",
-}
+RUNTIMES: dict[str, str] = {f: f"sparsemod.deploy.{f}" for f in DEPLOY_FORMATS}
 """Format name -> the module that holds its ``RUNTIME``."""
 
 

@@ -180,6 +180,36 @@ def _problem_spec(search: Any) -> str:
     return str(search.config.get("problem") or search.problem)
 
 
+def missing_runtime(format: str) -> str | None:
+    """What a format lacks on this machine, as one line naming the extra; None if nothing."""
+    import importlib.util
+
+    from sparsemod.deploy import get_runtime
+
+    runtime = get_runtime(format)
+    for module in runtime.requires:
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"format {format!r} needs {module}, which is not installed; install it with: "
+                f'pip install "sparsemod[{runtime.extra}]"'
+            )
+    return None
+
+
+def check_stored(store: Any, trial_id: int, format: str) -> RuntimeReport:
+    """Export the stored model of trial ``trial_id`` to ``format`` and check it in the
+    runtime on the search's test split (what the end of a search does with
+    ``deploy_check``); writes nothing.
+
+    Raises:
+        DeployError: as :func:`export_stored`, or the runtime cannot run the artifact.
+    """
+    from sparsemod.deploy import get_runtime
+
+    artifact, source = _export_stored(store, trial_id, format)
+    return get_runtime(format).check(artifact, source.test)
+
+
 def export_stored(store: Any, trial_id: int, format: str) -> Artifact:
     """Export the stored model of trial ``trial_id`` to ``format``, without checking it.
 
@@ -191,6 +221,10 @@ def export_stored(store: Any, trial_id: int, format: str) -> Artifact:
             cannot run.
         DataError: the trial has no stored model.
     """
+    return _export_stored(store, trial_id, format)[0]
+
+
+def _export_stored(store: Any, trial_id: int, format: str) -> tuple[Artifact, Any]:
     from sparsemod.deploy import get_runtime
     from sparsemod.deploy.source import trial_source
     from sparsemod.problems import get_problem
@@ -206,7 +240,7 @@ def export_stored(store: Any, trial_id: int, format: str) -> Artifact:
             f"trial {trial_id}'s stored model cannot be rebuilt for export "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return runtime.export(source.model, source.example, source.calibration)
+    return runtime.export(source.model, source.example, source.calibration), source
 
 
 def deploy(

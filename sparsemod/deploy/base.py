@@ -104,6 +104,7 @@ class Runtime(Protocol):
 
     name: str
     extra: str  # the pip extra that installs it: ``pip install "sparsemod[<extra>]"``
+    requires: tuple[str, ...]  # the modules it imports (to say early that one is missing)
 
     def export(
         self,

@@ -150,6 +150,7 @@ class ExecuTorchRuntime:
 
     name = NAME
     extra = EXTRA
+    requires = ("executorch",)  # the modules export and check import
     suffix = ".pte"
 
     def __init__(self, cpu: str = DEFAULT_CPU) -> None:

@@ -208,6 +208,7 @@ class OnnxRuntime:
 
     name = NAME
     extra = EXTRA
+    requires = ("onnx", "onnxruntime")  # the modules export and check import
     suffix = ".onnx"
 
     def export(

@@ -201,6 +201,7 @@ class TFLiteRuntime:
 
     name = NAME
     extra = EXTRA
+    requires = ("litert_torch", "tflite_micro")  # the modules export and check import
     suffix = ".tflite"
 
     def export(

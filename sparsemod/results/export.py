@@ -11,6 +11,7 @@ from sparsemod.results.artifact import artifact_from
 from sparsemod.results.files import write_results
 from sparsemod.results.pareto import hypervolume
 from sparsemod.results.trials import trial_row, trials_frame
+from sparsemod.store.records import RUNTIME_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,8 +32,8 @@ def artifact_from_store(store: Store, trial_id: int) -> ModelArtifact:
 
 def stored_frame(
     search: SearchRecord, trials: Sequence[TrialRecord], param_names: Sequence[str]
-) -> tuple[pd.DataFrame, dict[int, float]]:
-    """A stored search's trials table, and the test error of its scored Pareto members.
+) -> tuple[pd.DataFrame, dict[str, dict[int, float]]]:
+    """A stored search's trials table, and ``pareto.csv``'s further columns.
 
     Args:
         search: the search as the store returns it.
@@ -40,17 +41,25 @@ def stored_frame(
         param_names: the space's parameter names, in column order.
 
     Returns:
-        :func:`~sparsemod.results.trials.trials_frame`'s frame, and the test error
-        (1 - stored test accuracy) by index of each Pareto member that has one.
+        :func:`~sparsemod.results.trials.trials_frame`'s frame, and by column name the
+        values by index of the Pareto members: ``test_error`` (1 - stored test accuracy)
+        and, when the deploy check ran, the runtime's figures (``runtime_*``).
     """
     frame = trials_frame([trial_row(t) for t in trials], list(param_names), list(search.objectives))
     pareto = set(frame.loc[frame["is_pareto"], "index"].astype(int))
-    test_error = {
-        t.index: 1.0 - t.metrics["accuracy_test"]
-        for t in trials
-        if t.index in pareto and t.metrics.get("accuracy_test") is not None
+    members = [t for t in trials if t.index in pareto]
+    columns: dict[str, dict[int, float]] = {
+        "test_error": {
+            t.index: 1.0 - t.metrics["accuracy_test"]
+            for t in members
+            if t.metrics.get("accuracy_test") is not None
+        }
     }
-    return frame, test_error
+    for name in RUNTIME_METRICS:
+        found = {t.index: t.metrics[name] for t in members if t.metrics.get(name) is not None}
+        if found:
+            columns[name] = found
+    return frame, columns
 
 
 def export_search(
@@ -69,7 +78,7 @@ def export_search(
     search = store.get_search(search_id)
     trials = store.list_trials(search_id)
     objectives = list(search.objectives)
-    frame, test_error = stored_frame(search, trials, param_names)
+    frame, columns = stored_frame(search, trials, param_names)
     pareto = set(frame.loc[frame["is_pareto"], "index"].astype(int))
     by_index = {t.index: t for t in trials}
     with_model = set(store.model_trial_ids(search_id))
@@ -104,7 +113,7 @@ def export_search(
     write_results(
         directory,
         frame,
-        pareto_test_error=test_error,
+        pareto_columns=columns,
         summary=summary,
         models=models,
         problem_name=search.problem,

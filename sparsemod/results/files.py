@@ -89,18 +89,20 @@ def _versions() -> dict[str, str | None]:
     }
 
 
-def pareto_frame(trials: pd.DataFrame, test_error: Mapping[int, float]) -> pd.DataFrame:
-    """``pareto.csv``'s rows: the Pareto members of ``trials``, with ``test_error``.
+def pareto_frame(trials: pd.DataFrame, columns: Mapping[str, Mapping[int, float]]) -> pd.DataFrame:
+    """``pareto.csv``'s rows: the Pareto members of ``trials``, with more columns.
 
     Args:
         trials: :func:`~sparsemod.results.trials.trials_frame`'s frame.
-        test_error: test error by trial index (a member without one gets NaN).
+        columns: values by trial index, by column name: ``test_error`` (always written) and
+            the deploy check's ``runtime_*`` figures; a member without one gets NaN.
     """
     if "is_pareto" in trials.columns:
         pareto = trials[trials["is_pareto"].astype(bool)].copy()
     else:
         pareto = trials.iloc[0:0].copy()
-    pareto["test_error"] = [float(test_error.get(int(i), math.nan)) for i in pareto["index"]]
+    for name, values in {"test_error": {}, **columns}.items():
+        pareto[name] = [float(values.get(int(i), math.nan)) for i in pareto["index"]]
     return pareto
 
 
@@ -108,7 +110,7 @@ def write_results(
     directory: str | os.PathLike,
     trials: pd.DataFrame,
     *,
-    pareto_test_error: Mapping[int, float],
+    pareto_columns: Mapping[str, Mapping[int, float]],
     summary: Mapping[str, Any],
     models: Mapping[int, ModelArtifact],
     problem_name: str,
@@ -123,7 +125,8 @@ def write_results(
     Args:
         directory: ``<root>/<name>``.
         trials: :func:`~sparsemod.results.trials.trials_frame`'s frame.
-        pareto_test_error: test error by trial index (Pareto members; others are NaN).
+        pareto_columns: ``pareto.csv``'s columns beyond the trials table, by trial index
+            (see :func:`pareto_frame`).
         summary: search settings and totals to store; ``pareto_indices``, ``versions`` and
             ``wall_seconds`` are added (``problem_name`` and ``objectives`` when absent).
         models: the deployed models to keep, by trial index (the Pareto members).
@@ -136,7 +139,7 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "trials.csv", trials.to_csv(index=False).encode())
 
-    pareto = pareto_frame(trials, pareto_test_error)
+    pareto = pareto_frame(trials, pareto_columns)
     _atomic_write(out / "pareto.csv", pareto.to_csv(index=False).encode())
 
     full = dict(summary)

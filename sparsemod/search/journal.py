@@ -182,15 +182,25 @@ class Journal:
         directory: Path,
         extra_summary: Mapping[str, Any],
         wall_seconds: float,
+        deploy_check: str = "none",
+        say: Callable[[str], None] = print,
     ) -> None:
-        """Score the front once on the test split and write the result files."""
+        """Score the front once on the test split, check it in the runtime when
+        ``deploy_check`` asks, and write the result files."""
         pareto = state.pareto()
         record.score_test(self.store, self.problem, [t.id for t in pareto], data)
+        extra_summary = dict(extra_summary)
+        if deploy_check != "none":
+            stored = [self.store.get_trial(t.id) for t in pareto]
+            members = [t for t in stored if t.has_model]
+            extra_summary["deploy_check"] = record.check_deployed(
+                self.store, members, deploy_check, say
+            )
         record.export_search(
             self.store,
             self.search_id,
             directory,
             self.problem.space.names,
-            extra_summary=dict(extra_summary),
+            extra_summary=extra_summary,
             wall_seconds=wall_seconds,
         )

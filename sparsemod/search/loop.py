@@ -88,6 +88,12 @@ class Search:
                 f"[TRAIN] splitter: true, but problem {self.problem.name!r} gives no "
                 "collate_fn to batch its sequences with"
             )
+        if cfg.deploy_check != "none":  # said before anything trains
+            from sparsemod.deploy.api import missing_runtime
+
+            missing = missing_runtime(cfg.deploy_check)
+            if missing:
+                raise ConfigError(f"[TRAIN] deploy_check: {missing}", key="deploy_check")
         shape = (tuple(self.data.input_shape), self.data.num_classes)
         self.settings = {
             "sobol": self._settings(cfg.epochs1),
@@ -318,7 +324,9 @@ class Search:
             "generation_seconds": state.generation_seconds,
             "rounds": state.rounds,
         }
-        self.journal.finish(state, self.data, directory, summary, wall)
+        self.journal.finish(
+            state, self.data, directory, summary, wall, cfg.deploy_check, self.reporter.message
+        )
         hv = state.hypervolume()
         self.reporter.message(
             f"done: {len(state.completed())}/{len(state.trials)} trials completed, "

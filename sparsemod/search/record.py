@@ -8,7 +8,7 @@ transaction). A resumed search is rebuilt from these rows alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sparsemod.evaluate import COMPLETED, ModelArtifact, TrialResult, load_model
@@ -53,6 +53,55 @@ def score_test(store: Store, problem: Problem, trial_ids: Iterable[int], data: A
         model = load_model(artifact_from_store(store, tid), problem)
         acc = accuracy(model, data.test, collate_fn=data.collate_fn)
         store.record_metrics(tid, {"accuracy_test": acc})
+
+
+def check_deployed(
+    store: Store, trials: Iterable[TrialRecord], format: str, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Export each Pareto model to ``format``, check it in the runtime on the test split,
+    and store the runtime's figures with the trial (``deploy_check``).
+
+    A model the runtime cannot take (an op it lacks, an accuracy off by more than 0.5
+    points) is reported, not fatal: the search's results stand.
+
+    Returns:
+        What ``summary.json`` keeps under ``deploy_check``: the format and, by trial index,
+        the runtime's figures or the reason the check failed.
+    """
+    from sparsemod.deploy.api import TOLERANCE, check_stored
+    from sparsemod.deploy.base import DeployError
+
+    out: dict[str, Any] = {"format": format, "trials": {}}
+    for trial in trials:
+        try:
+            report = check_stored(store, trial.id, format)
+        except DeployError as exc:
+            out["trials"][trial.index] = {"failed": str(exc)}
+            say(f"[deploy {format}] trial {trial.index}: {exc}")
+            continue
+        figures = {
+            "runtime_accuracy_test": report.accuracy,
+            "runtime_model_bytes": report.artifact_bytes,
+            "runtime_memory_bytes": report.memory_bytes,
+            "runtime_activation_bytes": report.memory_split.get("activations"),
+            "runtime_persistent_bytes": report.memory_split.get("persistent"),
+        }
+        store.record_metrics(trial.id, figures)
+        stored = trial.metrics.get("accuracy_test")
+        off = stored is not None and abs(report.accuracy - stored) > TOLERANCE + 1e-12
+        out["trials"][trial.index] = {**figures, "memory_split": dict(report.memory_split)}
+        if off:
+            out["trials"][trial.index]["failed"] = (
+                f"the artifact's test accuracy {report.accuracy:.4f} is more than 0.5 points "
+                f"from the stored {stored:.4f}"
+            )
+        say(
+            f"[deploy {format}] trial {trial.index}: accuracy {report.accuracy:.4f} "
+            f"(stored {stored if stored is None else f'{stored:.4f}'}), "
+            f"{report.artifact_bytes} B, working memory {report.memory_bytes} B"
+            + (" -- OFF by more than 0.5 points" if off else "")
+        )
+    return out
 
 
 def lineage(store: Store, search_id: int) -> str:

@@ -13,6 +13,14 @@ from typing import Any
 
 SEARCH_STATUSES = ("queued", "running", "cancelling", "cancelled", "done", "failed")
 TRIAL_STATUSES = ("running", "completed", "failed")
+RUNTIME_METRICS = (
+    "runtime_accuracy_test",
+    "runtime_model_bytes",
+    "runtime_memory_bytes",
+    "runtime_activation_bytes",
+    "runtime_persistent_bytes",
+)
+"""What the deploy check (``deploy_check``) reads from the runtime for a Pareto member."""
 METRICS = (
     "error",
     "accuracy_val",
@@ -26,6 +34,7 @@ METRICS = (
     "sparsity",
     "train_seconds",
     "total_seconds",
+    *RUNTIME_METRICS,
 )
 HISTORY_KEYS = ("stage", "epoch", "loss", "val_accuracy", "sparsity")
 

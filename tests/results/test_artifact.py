@@ -47,7 +47,7 @@ def folder(artifact, tmp_path_factory) -> Path:
     rows = [{"index": 4, "phase": "sobol", "status": "completed", "params": artifact.params,
              "error": 0.5, "model_size_bytes": 1000, "working_memory_bytes": 100}]  # fmt: skip
     frame = trials_frame(rows, get_problem(PROBLEM).space.names, ["error", "model_size_bytes"])
-    write_results(out, frame, pareto_test_error={}, summary={"name": "s"}, models={4: artifact},
+    write_results(out, frame, pareto_columns={}, summary={"name": "s"}, models={4: artifact},
                   problem_name=PROBLEM, objectives=["error", "model_size_bytes"],
                   wall_seconds=1.0)  # fmt: skip
     return out

@@ -16,7 +16,6 @@ from sparsemod.results.reading import Results, load_results
 from sparsemod.results.trials import OBJECTIVES, trials_frame
 from sparsemod.train import accuracy
 
-
 # --------------------------------------------------------------------------- trials_frame
 
 _FIXED = ["index", "phase", "parent", "status", "failure_reason"]
@@ -101,7 +100,7 @@ def written(mlp_result, tmp_path_factory):
     write_results(
         folder,
         frame,
-        pareto_test_error={0: 0.125},
+        pareto_columns={"test_error": {0: 0.125}},
         summary={"name": "search-a", "budget": 3},
         models={0: mlp_result.model},
         problem_name="digits_mlp",
@@ -170,7 +169,7 @@ def test_exported_suffix_stale_models_and_no_plot_without_completed_trials(tmp_p
     folder = tmp_path / "b"
     art = ModelArtifact("exported", b"\x00pt2", {"width": 1}, (64,), 10, "post")
     frame = trials_frame(_rows(mlp_result), [], OBJECTIVES[:2])
-    common = dict(pareto_test_error={}, summary={}, problem_name="digits_mlp",
+    common = dict(pareto_columns={}, summary={}, problem_name="digits_mlp",
                   objectives=OBJECTIVES[:2], wall_seconds=1.0)  # fmt: skip
     write_results(folder, frame, models={0: mlp_result.model}, **common)
     write_results(folder, frame, models={3: art}, **common)
