@@ -14,39 +14,16 @@ process with a segmentation fault); ``run MODEL ARENA INPUTS OUTPUTS`` runs ever
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import sys
-import tempfile
 
 import numpy as np
 
+from sparsemod.deploy.capture import quiet_fds
+
 _ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _ALLOCATION = re.compile(r"'([^']+)' used (\d+) bytes")
-
-
-@contextlib.contextmanager
-def _capture(into: list[str]):
-    """Send fds 1 and 2 (C++ output included) to a file while the block runs."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile(mode="w+b") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            f.seek(0)
-            into.append(f.read().decode(errors="replace"))
 
 
 def _interpreter(data: bytes, arena: int):
@@ -67,7 +44,7 @@ def report(model: str, report_path: str) -> None:
     log: list[str] = []
     out: dict = {}
     try:
-        with _capture(log):
+        with quiet_fds() as log:
             interp = _interpreter(data, max(1 << 20, 16 * len(data)))
             d = interp.get_input_details(0)
             _invoke(interp, np.zeros(d["shape"], dtype=d["dtype"]))

@@ -50,13 +50,13 @@ import torch
 from torch import nn
 
 from sparsemod.deploy.base import Artifact, DeployError, RuntimeReport, TensorSpec, require
+from sparsemod.deploy.capture import quiet_fds as _quiet_fds
 from sparsemod.deploy.executorch_lower import (
     DEFAULT_CPU,
     EXTRA,
     NAME,
     Lowered,
     _last,
-    _quiet_fds,
     lower,
 )
 

@@ -11,12 +11,8 @@ sample. executorch is imported inside the functions only.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,30 +24,6 @@ from sparsemod.deploy.base import DeployError, TensorSpec, require
 NAME = "executorch"
 EXTRA = "executorch"
 DEFAULT_CPU = "M4"
-
-
-@contextlib.contextmanager
-def _quiet_fds() -> Iterator[list[str]]:
-    """Keep what ExecuTorch's C++ code prints to fds 1 and 2 (its logger, cpuinfo) off the
-    terminal; the text is kept for an error message."""
-    caught: list[str] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile(mode="w+b") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield caught
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            f.seek(0)
-            caught.append(f.read().decode(errors="replace"))
 
 
 @dataclass

@@ -22,14 +22,13 @@ Needs ``pip install "sparsemod[tflite]"`` (litert-torch, tflite-micro).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from sparsemod.deploy.base import (
     quantize_input,
     require,
 )
+from sparsemod.deploy.capture import quiet_fds as _quiet_fds
 
 NAME = "tflite"
 EXTRA = "tflite"
@@ -55,30 +55,6 @@ _LAYER = re.compile(r"torch\.nn\.modules\.[a-z_.]+\.([A-Za-z0-9]+)_([A-Za-z0-9_.
 _MISSING_OP = re.compile(r"[Dd]idn't find op for builtin opcode '(\w+)'")
 # Tensor types of the TFLite schema that may carry activations in a fully int8 model.
 _INT8_OK = {"INT8", "INT32", "INT64", "BOOL", "INT16"}
-
-
-@contextlib.contextmanager
-def _quiet_fds() -> Iterator[list[str]]:
-    """Swallow what the converter prints (progress, C++ logs) to fds 1 and 2; the text is
-    kept for an error message."""
-    caught: list[str] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile(mode="w+b") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield caught
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            f.seek(0)
-            caught.append(f.read().decode(errors="replace"))
 
 
 def _pt2e_int8(model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor]):
