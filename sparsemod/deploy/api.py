@@ -21,6 +21,8 @@ each is written to a temporary name and renamed.
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from sparsemod.deploy.base import (
     TensorSpec,
     write_atomic,
 )
+from sparsemod.errors import ConfigError, DataError
 
 TOLERANCE = 0.005  # accuracy: 0.5 percentage points
 
@@ -174,6 +177,20 @@ def _read_existing(out: Path, base: str, runtime: Any) -> Artifact:
     return Artifact(runtime.name, runtime.suffix, data, inputs, outputs, meta.get("meta", {}))
 
 
+# What reading back a stored model that is not a whole one raises: missing metadata keys,
+# bytes torch cannot load (RuntimeError, EOFError, unpickling, zip), an unknown problem.
+_UNREADABLE = (
+    DataError,
+    ConfigError,
+    KeyError,
+    ValueError,
+    RuntimeError,
+    EOFError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
+
+
 def _problem_spec(search: Any) -> str:
     # The config's ``problem`` is what get_problem resolves (a ``module:function`` problem
     # may call itself something else); searches without one stored their problem's name.
@@ -235,7 +252,7 @@ def _export_stored(store: Any, trial_id: int, format: str) -> tuple[Artifact, An
     try:
         stored = artifact_from_store(store, trial_id)
         source = trial_source(get_problem(_problem_spec(search)), stored, search.config)
-    except Exception as exc:  # the service answers with the reason, not a bare 500
+    except _UNREADABLE as exc:  # bad stored bytes or metadata; a bug (TypeError, ...) propagates
         raise DeployError(
             f"trial {trial_id}'s stored model cannot be rebuilt for export "
             f"({type(exc).__name__}: {exc})"
