@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparsemod",
         description="Multi-objective, hardware-aware architecture search for small devices. "
-        "Also: sparsemod export|lineage|deploy SEARCH, sparsemod db upgrade --database URL.",
+        "Also: sparsemod export|lineage|deploy SEARCH, sparsemod db upgrade --database URL, "
+        "sparsemod boards.",
     )
     p.add_argument("--config", default="config.ini", help="INI file (default: config.ini)")
     p.add_argument(
@@ -79,6 +80,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--database", required=True, help="SQLAlchemy URL of the store")
+    sub.add_parser("boards", help="list the built-in boards (device profiles) a search targets")
     serve = sub.add_parser("serve", help="run the REST API and one worker (for a laptop)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -90,7 +92,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     return p
 
 
-TOOLS = ("export", "lineage", "deploy", "db", "serve")
+TOOLS = ("export", "lineage", "deploy", "db", "serve", "boards")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +149,11 @@ def _search(cfg: TrainConfig, resume: int | None) -> None:
 
 
 def _tools(args: argparse.Namespace) -> None:
+    if args.tool == "boards":
+        from sparsemod.objectives.boards import format_boards
+
+        print(format_boards())
+        return
     from sparsemod.problems import get_problem
     from sparsemod.results.export import export_search
     from sparsemod.search.record import lineage
