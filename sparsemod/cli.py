@@ -150,7 +150,7 @@ def _search(cfg: TrainConfig, resume: int | None) -> None:
 
 def _tools(args: argparse.Namespace) -> None:
     if args.tool == "boards":
-        from sparsemod.objectives.boards import format_boards
+        from sparsemod.core.boards import format_boards
 
         print(format_boards())
         return

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparsemod.compress import PruneOptions, get_pruner
+from sparsemod.core.boards import Board
 from sparsemod.errors import ConfigError
+from sparsemod.objectives.runtime import CostModel
 from sparsemod.settings import check_pruning, check_setting
 
 
@@ -47,6 +49,12 @@ class EvalSettings:
         quant_scheme: ``none``, ``post``, ``dynamic`` or ``both``.
         calibration_batches: training batches used to calibrate static quantization.
         target_flops: operations per second of the target device (latency = FLOPs / this).
+        runtime: whose counts model size and working memory are: ``tflm`` (the flatbuffer
+            and the arena TensorFlow Lite Micro needs) or ``ideal`` (SpArSe's sparse
+            storage and peak live activations); see :mod:`sparsemod.objectives.runtime`.
+        latency_model: ``flops`` (FLOPs / ``target_flops``) or ``ops`` (cycles per op on
+            ``board``'s core).
+        board: the device (:mod:`sparsemod.core.boards`); ``ops`` needs one.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: seeds the weights, the batch order and dropout.
         score_test: also score the deployed model on the test split.
@@ -78,6 +86,9 @@ class EvalSettings:
     quant_scheme: str = "post"
     calibration_batches: int = 8
     target_flops: float = 1e8
+    runtime: str = "tflm"
+    latency_model: str = "flops"
+    board: Board | None = None
     device: str = "auto"
     seed: int = 0
     score_test: bool = False
@@ -98,9 +109,14 @@ class EvalSettings:
             check_setting(key, getattr(self, key))
         get_pruner(self.prune_method)  # registered (the name check above is only its shape)
         self.prune_options()
+        self.cost_model().check_scheme(self.quant_scheme)
         check_pruning(
             self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs
         )
+
+    def cost_model(self) -> CostModel:
+        """How the hardware objectives are counted (the same before and after training)."""
+        return CostModel(self.runtime, self.latency_model, self.target_flops, self.board)
 
     def prune_options(self) -> PruneOptions:
         """The settings of the multi-step pruning methods."""

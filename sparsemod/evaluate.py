@@ -182,7 +182,7 @@ def _run(
             "sparsity": sparsity(model),
         }
     )
-    costs = objectives.measure_all(deployed, example, settings.target_flops)
+    costs = settings.cost_model().costs(model, deployed, example)
     acc_test = (
         accuracy(deployed, splits.test, collate_fn=splits.collate_fn)
         if settings.score_test
@@ -319,14 +319,17 @@ def predict_costs(
     Builds the network, applies the structural part of the compression (each pruning
     method's ``predict``: pruning to the keep ratio on the initial weights; for
     ``l1_structured`` the same rebuild with the same channel counts, so FLOPs and working
-    memory fall as they will; int8 bit widths) and counts. FLOPs, latency and working
-    memory equal what :func:`evaluate` will measure; the model size differs only by which
-    weights pruning keeps in each layer after training (the total kept is the same; exact
-    for ``l1_structured``) and by a few bytes of activation quantization parameters. With
-    ``both`` on a recurrent network the untrained network is quantized for real.
+    memory fall as they will; int8 bit widths) and counts with the settings' cost model
+    (:meth:`EvalSettings.cost_model`), the call :func:`evaluate` measures with. Under
+    ``runtime = tflm`` every objective equals what :func:`evaluate` will measure (the
+    runtime stores weights dense). Under ``ideal``, FLOPs, latency and working memory do;
+    the model size differs only by which weights pruning keeps in each layer after
+    training (the total kept is the same; exact for ``l1_structured``) and by a few bytes
+    of activation quantization parameters, and with ``both`` on a recurrent network the
+    untrained network is quantized for real.
 
     Raises:
-        BuildError: the parameters do not give a network.
+        BuildError: the parameters do not give a network, or one the runtime cannot run.
         ConfigError: ``params`` are not a point of the space.
         MeasureError: torch.fx cannot trace the network.
         Exception: whatever else the builder or the network's forward raises (a bug).
@@ -341,15 +344,14 @@ def predict_costs(
         make_permanent(model)
     x = torch.zeros((1, *input_shape))
     layout = get_scheme(settings.quant_scheme).predict_layout(model, x)
-    costs = objectives.measure_all(
+    return settings.cost_model().costs(
+        model,
         layout.model,
         x,
-        settings.target_flops,
         int8_layers=layout.int8_layers,
         activation_bytes=layout.activation_bytes,
+        extra_size_bytes=layout.extra_size_bytes,
     )
-    costs["model_size_bytes"] += layout.extra_size_bytes
-    return costs
 
 
 def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:

@@ -13,10 +13,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sparsemod.errors import ConfigError
+from sparsemod.units import parse_duration, parse_flops, parse_size
 
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
@@ -25,77 +25,13 @@ COST_SCALES = ("linear", "log")
 EXECUTORS = ("sequential", "processes", "ray")
 DEPLOY_FORMATS = ("tflite", "executorch", "onnx")  # sparsemod.deploy.<format> holds each
 DEPLOY_CHECKS = ("none", *DEPLOY_FORMATS)  # deploy_check
+# The cost models of the size and working-memory objectives (sparsemod.objectives.runtime).
+RUNTIMES = ("tflm", "ideal")
+LATENCY_MODELS = ("flops", "ops")  # ops: per-op cycles on the board's core
 
-_NUMBER = r"\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*"
-_UNIT_RE = re.compile(_NUMBER + r"([^\s\d.+-]*)\s*", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2}
-_SIZE_UNITS |= {"gb": 1024**3, "gib": 1024**3}
-_TIME_UNITS = {"": 1, "s": 1, "ms": 10**3, "us": 10**6, "µs": 10**6, "μs": 10**6, "ns": 10**9}
-_FLOPS_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 _NONE = ("", "none")
-
-
-def _number_with_unit(text: str, units: Mapping[str, int]) -> tuple[Decimal, int] | None:
-    # Decimal, so that "1.5MB" is exactly 1572864 bytes and "100M" exactly 1e8.
-    match = _UNIT_RE.fullmatch(text)
-    if not match or match.group(2).lower() not in units:
-        return None
-    try:
-        return Decimal(match.group(1)), units[match.group(2).lower()]
-    except InvalidOperation:
-        return None
-
-
-def parse_size(text: str, key: str) -> int:
-    """Bytes from ``"4096"``, ``"512B"``, ``"2KB"``, ``"2 KiB"``, ``"1.5MB"``, ``"1GiB"``.
-
-    KB and KiB are both 1024 bytes (as in SpArSe); units are case-insensitive.
-
-    Raises:
-        ConfigError: not a size, or not a whole number of bytes (``key`` and value named).
-    """
-    parsed = _number_with_unit(text, _SIZE_UNITS)
-    if parsed is None:
-        raise ConfigError(
-            f"{key}: {text!r} is not a size (allowed: bytes with an optional unit "
-            "B, KB, KiB, MB, MiB, GB, GiB, e.g. 512B, 2KB, 1.5MB)"
-        )
-    size = parsed[0] * parsed[1]
-    if size != size.to_integral_value():
-        raise ConfigError(f"{key}: {text!r} is not a whole number of bytes ({size} bytes)")
-    return int(size)
-
-
-def parse_duration(text: str, key: str) -> float:
-    """Seconds from ``"0.01"``, ``"1s"``, ``"10ms"``, ``"250us"``, ``"250µs"``, ``"5ns"``.
-
-    Raises:
-        ConfigError: not a duration (``key`` and value named).
-    """
-    parsed = _number_with_unit(text, _TIME_UNITS)
-    if parsed is None:
-        raise ConfigError(
-            f"{key}: {text!r} is not a duration (allowed: seconds with an optional unit "
-            "s, ms, us, µs, ns, e.g. 10ms)"
-        )
-    return float(parsed[0] / parsed[1])
-
-
-def parse_flops(text: str, key: str) -> float:
-    """Operations per second from ``"1e8"``, ``"100M"``, ``"1.2G"``, ``"64k"`` (SI, 1000).
-
-    Raises:
-        ConfigError: not a positive number of operations per second.
-    """
-    parsed = _number_with_unit(text, _FLOPS_UNITS)
-    if parsed is None or not parsed[0] * parsed[1] > 0:
-        raise ConfigError(
-            f"{key}: {text!r} is not a number of operations per second "
-            "(allowed: a number > 0 with an optional unit k, M, G, T, e.g. 100M or 1e8)"
-        )
-    return float(parsed[0] * parsed[1])
 
 
 def parse_objectives(text: str, key: str = "objectives") -> int:
@@ -263,6 +199,27 @@ def _check_ref_point(v: Any) -> str | None:
     return None if ok else "is not a reference point (allowed: numbers > 0, one per objective)"
 
 
+def _parse_board(text: str, _: str) -> str | None:
+    stripped = text.strip().lower()
+    return None if stripped in _NONE else stripped
+
+
+def _check_board(v: Any) -> str | None:
+    # A name is checked against the board table where the table is (it is data, not a
+    # range); a board read from a [BOARD] section arrives as that table's record.
+    if v is None or isinstance(v, str) or hasattr(v, "sram_bytes"):
+        return None
+    return "is not a board (allowed: a name from `sparsemod boards`, or none)"
+
+
+def _integer_size() -> Spec:
+    def check(v: Any) -> str | None:
+        ok = _is_int(v) and v >= 0
+        return None if ok else "is out of range (allowed: a size in bytes >= 0, e.g. 8KB)"
+
+    return Spec(parse_size, check)
+
+
 SPECS: dict[str, Spec] = {
     "train": _boolean(),
     "name": _pattern(
@@ -322,6 +279,11 @@ SPECS: dict[str, Spec] = {
     "dst_regrow": _choice(("random", "gradient")),
     "executor": _choice(EXECUTORS),
     "deploy_check": _choice(DEPLOY_CHECKS),
+    "runtime": _choice(RUNTIMES),
+    "latency_model": _choice(LATENCY_MODELS),
+    "board": Spec(_parse_board, _check_board),
+    "reserve_ram": _integer_size(),
+    "reserve_flash": _integer_size(),
     "workers": _integer(1),
     "threads": _integer(1),
     "ray_address": _pattern(
@@ -397,4 +359,42 @@ def check_pruning(
             f"{where}rewind_epoch: {rewind_epoch!r} is after the last epoch of training ({epochs})",
             section=section,
             key="rewind_epoch",
+        )
+
+
+# The quantization schemes each runtime deploys: TFLM runs the static int8 network
+# (``both`` is ``post`` for every layer TFLM converts; an LSTM it does not convert).
+_RUNTIME_SCHEMES = {"tflm": ("post", "both"), "ideal": QUANT_SCHEMES}
+
+
+def check_runtime(
+    runtime: str,
+    quant_scheme: str | None,
+    latency_model: str,
+    board: Any,
+    section: str | None = None,
+) -> None:
+    """The checks that span the cost model's keys (``quant_scheme`` None: not known here).
+
+    Raises:
+        ConfigError: ``runtime = tflm`` with a quantization scheme TFLM does not deploy
+            (``none``, ``dynamic``), or ``latency_model = ops`` with no board.
+    """
+    where = f"[{section}] " if section else ""
+    if quant_scheme is not None and quant_scheme not in _RUNTIME_SCHEMES[runtime]:
+        raise ConfigError(
+            f"{where}quant_scheme: {quant_scheme!r} is not what runtime = {runtime} deploys "
+            f"(allowed: {', '.join(_RUNTIME_SCHEMES[runtime])}: TFLM runs the static int8 "
+            "network); set quant_scheme = post, or runtime = ideal to count the network "
+            "as sparsemod stores it",
+            section=section,
+            key="quant_scheme",
+        )
+    if latency_model == "ops" and board is None:
+        raise ConfigError(
+            f"{where}latency_model: 'ops' counts cycles on a board's core, and no board is "
+            "given (set board = NAME, see `sparsemod boards`, or describe yours in a "
+            "[BOARD] section)",
+            section=section,
+            key="latency_model",
         )

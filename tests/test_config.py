@@ -49,6 +49,7 @@ ref_point = 1.0, 50KB, 8 KiB, 10ms
 generator = ax
 num_candidates = 64
 cost_scale = Log
+runtime = Ideal
 
 [TEST]
 name = tiny-cnn
@@ -58,6 +59,7 @@ epochs = 9
 quant_scheme = none
 objectives = 2
 flops = 1.2G
+runtime = ideal
 device = CPU
 """
 
@@ -110,6 +112,7 @@ def test_full_ini_parses_into_exact_values(tmp_path):
             generator="ax",
             num_candidates=64,
             cost_scale="log",
+            runtime="ideal",
         ),
         test_config=config.TestConfig(
             name="tiny-cnn",
@@ -119,6 +122,7 @@ def test_full_ini_parses_into_exact_values(tmp_path):
             quant_scheme="none",
             objectives=2,
             flops=1.2e9,
+            runtime="ideal",
             device="cpu",
         ),
         source=str(tmp_path / "config.ini"),
@@ -294,6 +298,7 @@ def test_train_eval_settings_maps_every_field():
         finetune_epochs=3,
         quant_scheme="dynamic",
         flops=5e7,
+        runtime="ideal",
         device="cpu",
         seed=11,
         debug=True,
@@ -307,6 +312,7 @@ def test_train_eval_settings_maps_every_field():
         finetune_epochs=3,
         quant_scheme="dynamic",
         target_flops=5e7,
+        runtime="ideal",
         device="cpu",
         seed=11,
         score_test=False,
@@ -316,7 +322,7 @@ def test_train_eval_settings_maps_every_field():
 
 
 def test_test_eval_settings_scores_test():
-    s = config.TestConfig(epochs=9, quant_scheme="none", seed=4).eval_settings()
+    s = config.TestConfig(epochs=9, quant_scheme="none", seed=4, runtime="ideal").eval_settings()
     assert (s.epochs, s.quant_scheme, s.seed, s.score_test, s.batch_size) == (
         9,
         "none",

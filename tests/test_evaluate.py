@@ -67,7 +67,9 @@ def test_objectives_are_measured_on_the_deployed_model(cnn, reference_result):
 
 def test_same_seed_same_result_and_test_split_untouched_unless_asked(cnn):
     problem, data = cnn
-    settings = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+    settings = EvalSettings(
+        epochs=1, quant_scheme="none", runtime="ideal", keep_model=False, device="cpu"
+    )
     a = evaluate(problem, problem.space.reference, settings, data)
     b = evaluate(problem, problem.space.reference, settings, data)
     strip = {"train_seconds": 0.0, "total_seconds": 0.0, "history": ()}
@@ -132,7 +134,7 @@ def test_rnn_with_dynamic_int8_on_digit_rows():
     r = evaluate(
         problem,
         problem.space.reference,
-        EvalSettings(epochs=3, quant_scheme="dynamic", device="cpu"),
+        EvalSettings(epochs=3, quant_scheme="dynamic", runtime="ideal", device="cpu"),
     )
     assert r.ok, r.failure_reason
     assert r.accuracy_val >= 0.6
@@ -151,7 +153,7 @@ def test_variable_length_sequences_train_through_the_collate_fn():
     r = evaluate(
         problem,
         problem.space.reference,
-        EvalSettings(epochs=2, quant_scheme="dynamic", device="cpu"),
+        EvalSettings(epochs=2, quant_scheme="dynamic", runtime="ideal", device="cpu"),
         data,
     )
     assert r.ok, r.failure_reason
@@ -186,7 +188,7 @@ def test_predicted_working_memory_counts_the_float_logits_as_measured():
 # anything else is a bug and propagates. tests/faulty_problems.py picks each fault by the
 # width of the first layer.
 
-FAST = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+FAST = EvalSettings(epochs=1, quant_scheme="none", runtime="ideal", keep_model=False, device="cpu")
 
 
 @pytest.fixture(scope="module")

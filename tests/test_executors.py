@@ -218,7 +218,9 @@ def _task(key: int, fault: str | None) -> Task:
 
     units = {f: u for u, f in FAULT_OF_UNITS1.items()}.get(fault, 16)
     params = dict(get_problem("digits_mlp").space.reference, units1=units, keep_ratio=1.0)
-    settings = EvalSettings(epochs=1, quant_scheme="none", keep_model=False, device="cpu")
+    settings = EvalSettings(
+        epochs=1, quant_scheme="none", runtime="ideal", keep_model=False, device="cpu"
+    )
     return Task(key, "faulty_problems:mixed", params, settings)
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
+from sparsemod.core.boards import Board
 from sparsemod.errors import ConfigError
-from sparsemod.objectives.boards import Board
 from sparsemod.objectives.tflm_graph import Graph, Op
 
 OP_CLASSES = ("conv", "depthwise", "fully_connected", "pooling", "add", "lstm", "other")

@@ -93,7 +93,9 @@ def test_rigl_regrows_where_the_gradient_is_largest(digits, monkeypatch):
 def test_in_the_evaluator_it_replaces_the_dense_training():
     problem = get_problem("digits_mlp")
     params = dict(problem.space.reference, keep_ratio=0.3)
-    s = EvalSettings(epochs=5, prune_method="dynamic_sparse", quant_scheme="none", device="cpu")
+    s = EvalSettings(
+        epochs=5, prune_method="dynamic_sparse", quant_scheme="none", runtime="ideal", device="cpu"
+    )
     r = evaluate(problem, params, s)
     assert r.ok, r.failure_reason
     stages = [h["stage"] for h in r.history]

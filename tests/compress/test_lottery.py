@@ -112,7 +112,14 @@ def test_tickets_at_20_percent_match_dense_and_beat_random_reinit_over_3_seeds()
     dense_acc, ticket_acc, reinit_acc = [], [], []
     for seed in (0, 1, 2):
         data = problem.load(seed)
-        base = dict(epochs=10, quant_scheme="none", score_test=True, device="cpu", seed=seed)
+        base = dict(
+            epochs=10,
+            quant_scheme="none",
+            runtime="ideal",
+            score_test=True,
+            device="cpu",
+            seed=seed,
+        )
         dense = evaluate(problem, params, EvalSettings(pruning=False, **base), data)
         ticket = evaluate(problem, params, EvalSettings(prune_method="imp", **base), data)
         assert dense.ok and ticket.ok, ticket.failure_reason

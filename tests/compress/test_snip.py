@@ -74,7 +74,9 @@ def test_snip_keeps_the_most_sensitive_weights_exactly_and_holds_the_mask(contex
 def test_in_the_evaluator_snip_replaces_the_dense_training():
     problem = get_problem("digits_mlp")
     params = dict(problem.space.reference, keep_ratio=0.3)
-    s = EvalSettings(epochs=5, prune_method="snip", quant_scheme="none", device="cpu")
+    s = EvalSettings(
+        epochs=5, prune_method="snip", quant_scheme="none", runtime="ideal", device="cpu"
+    )
     r = evaluate(problem, params, s)
     assert r.ok, r.failure_reason
     assert [h["stage"] for h in r.history] == ["snip"] + ["train"] * 5 + ["quantize:none"]

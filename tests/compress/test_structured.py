@@ -156,7 +156,7 @@ def test_half_the_channels_keeps_digits_accuracy_within_3_points_and_costs_are_p
     problem = get_problem("digits_cnn")
     data = problem.load(0)
     params = dict(problem.space.reference, keep_ratio=0.5)
-    base = dict(epochs=5, quant_scheme="none", score_test=True, device="cpu")
+    base = dict(epochs=5, quant_scheme="none", runtime="ideal", score_test=True, device="cpu")
     dense = evaluate(problem, params, EvalSettings(pruning=False, **base), data)
     settings = EvalSettings(prune_method="l1_structured", finetune_epochs=5, **base)
     pruned = evaluate(problem, params, settings, data)

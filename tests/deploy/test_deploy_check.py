@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, run_search
 
 from sparsemod.cli import main
+from sparsemod.core.boards import get_board
 from sparsemod.deploy import deploy
 
 
@@ -20,7 +21,10 @@ def test_a_search_checks_its_front_in_tflm_and_keeps_the_runtime_figures(tmp_pat
     pytest.importorskip(
         "tflite_micro", reason='needs the tflite extra: pip install "sparsemod[tflite]"'
     )
-    searched = run_search(tmp_path, "digits_mlp", "deploy_check=tflite")
+    # A 256 KB board, of which the application keeps all but 4 KB of SRAM for itself.
+    board = get_board("nrf52840-dk")
+    options = ("deploy_check=tflite", f"board={board.name}", "reserve_ram=252KB")
+    searched = run_search(tmp_path, "digits_mlp", *options)
     folder = tmp_path / searched.name
     pareto = pd.read_csv(folder / "pareto.csv")
     summary = json.loads((folder / "summary.json").read_text())
@@ -39,8 +43,14 @@ def test_a_search_checks_its_front_in_tflm_and_keeps_the_runtime_figures(tmp_pat
         assert row["runtime_activation_bytes"] == alone.memory_split["activations"]
         assert row["runtime_persistent_bytes"] == alone.memory_split["persistent"]
         assert abs(row["runtime_accuracy_test"] - (1 - row["test_error"])) <= 0.005 + 1e-12
-        # the runtime's flatbuffer holds at least the dense int8 weights sparsemod counts
-        assert row["runtime_model_bytes"] > row["model_size_bytes"]
+        # runtime = tflm (the default): the objectives are what TFLM reports (the arena
+        # to the byte, the flatbuffer within 1 % or 64 B)
+        assert row["working_memory_bytes"] == row["runtime_memory_bytes"]
+        flash = row["runtime_model_bytes"]
+        assert abs(row["model_size_bytes"] - flash) <= max(0.01 * flash, 64)
+        # and the member fits the board's budgets in the interpreter
+        assert row["runtime_memory_bytes"] <= board.sram_bytes - 252 * 1024
+        assert row["runtime_model_bytes"] <= board.flash_bytes
     # and `sparsemod export` writes them again from the store alone
     assert (
         main(["export", searched.name, "--root", str(tmp_path), "--out", str(tmp_path / "x")]) == 0

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from sparsemod.core.boards import BOARDS, CORES, Board
 from sparsemod.errors import ConfigError
-from sparsemod.objectives.boards import BOARDS, CORES, Board
 from sparsemod.objectives.flops import rnn_macs
 from sparsemod.objectives.latency import (
     CYCLES,

@@ -67,7 +67,7 @@ def test_trials_frame_empty_and_unknown_objective():
 @pytest.fixture(scope="module")
 def mlp_result():
     problem = get_problem("digits_mlp")
-    settings = EvalSettings(epochs=1, quant_scheme="dynamic", device="cpu")
+    settings = EvalSettings(epochs=1, quant_scheme="dynamic", runtime="ideal", device="cpu")
     result = evaluate(problem, problem.space.reference, settings)
     assert result.ok, result.failure_reason
     return result

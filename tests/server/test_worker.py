@@ -34,6 +34,7 @@ QUICK = {
     "morphisms": False,
     "pruning": False,
     "quant_scheme": "none",
+    "runtime": "ideal",
     "num_candidates": 8,
     "device": "cpu",
 }

@@ -15,13 +15,12 @@ as :func:`sparsemod.settings.parse_size` reads sizes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from sparsemod.errors import ConfigError
-from sparsemod.settings import did_you_mean, parse_size
+from sparsemod.settings import did_you_mean
+from sparsemod.units import parse_clock, parse_size
 
 KB = 1024
 MB = 1024 * KB
@@ -127,8 +126,6 @@ BOARDS: dict[str, Board] = {
     ),
 }
 
-_HZ_UNITS = {"": 1, "hz": 1, "khz": 10**3, "mhz": 10**6, "ghz": 10**9}
-_CLOCK_RE = re.compile(r"\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
 _REQUIRED = {
     "core": "one of " + ", ".join(CORES),
     "clock": "a clock rate in Hz with an optional unit Hz, kHz, MHz, GHz, e.g. 64MHz",
@@ -160,28 +157,6 @@ def get_board(name: str) -> Board:
         f"section for a board of your own){did_you_mean(key, list(BOARDS))}",
         key="board",
     )
-
-
-def parse_clock(text: str, key: str = "clock") -> int:
-    """Hz from ``"64000000"``, ``"64MHz"``, ``"80 MHz"``, ``"1.2GHz"``, ``"32768Hz"``.
-
-    Raises:
-        ConfigError: not a clock rate, not a whole number of Hz, or not above 0.
-    """
-    match = _CLOCK_RE.fullmatch(text)
-    unit = match.group(2).lower() if match else None
-    try:
-        hz = Decimal(match.group(1)) * _HZ_UNITS[unit] if match and unit in _HZ_UNITS else None
-    except InvalidOperation:
-        hz = None
-    if hz is None or hz <= 0 or hz != hz.to_integral_value():
-        raise ConfigError(
-            f"[BOARD] {key}: {text!r} is not a clock rate (allowed: {_REQUIRED['clock']}, "
-            "a whole number of Hz above 0)",
-            section="BOARD",
-            key=key,
-        )
-    return int(hz)
 
 
 def custom_board(values: Mapping[str, str]) -> Board:
@@ -228,12 +203,19 @@ def custom_board(values: Mapping[str, str]) -> Board:
     return Board(
         name=values.get("name") or "custom",
         core=core,
-        clock_hz=parse_clock(values["clock"]),
+        clock_hz=_clock(values["clock"]),
         sram_bytes=sizes["sram"],
         flash_bytes=sizes["flash"],
         description=values.get("description") or "custom board ([BOARD] section)",
         source="the user's [BOARD] section",
     )
+
+
+def _clock(text: str) -> int:
+    try:
+        return parse_clock(text, "clock")
+    except ConfigError as exc:
+        raise ConfigError(f"[BOARD] {exc}", section="BOARD", key="clock") from None
 
 
 def _size(text: str, key: str) -> int:

@@ -7,16 +7,16 @@ import dataclasses
 import pytest
 
 from sparsemod.cli import main
-from sparsemod.errors import ConfigError
-from sparsemod.objectives.boards import (
+from sparsemod.core.boards import (
     BOARDS,
     CORES,
     Board,
     custom_board,
     format_boards,
     get_board,
-    parse_clock,
 )
+from sparsemod.errors import ConfigError
+from sparsemod.units import parse_clock
 
 KB, MB = 1024, 1024 * 1024
 
@@ -101,7 +101,7 @@ def test_custom_board_reads_a_board_section():
     ],
 )
 def test_a_clock_takes_a_unit(text, hz):
-    assert parse_clock(text) == hz
+    assert parse_clock(text, "clock") == hz
     assert custom_board(_section(clock=text)).clock_hz == hz
 
 

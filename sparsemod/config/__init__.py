@@ -50,6 +50,15 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   num_candidates    size of the GP phase's candidate pool, >= 8 (default 256)
   cost_scale        how the pool's acquisition weighs the costs: linear (cost / reference)
                     or log (log-cost over the space's range) (default linear)
+  runtime           whose counts size and working memory are: tflm (the .tflite flatbuffer
+                    and the arena TensorFlow Lite Micro needs) or ideal (SpArSe's sparse
+                    storage and peak live activations) (default tflm)
+  latency_model     flops (FLOPs / flops) or ops (cycles per op on the board's core)
+                    (default flops)
+  board             the device: a name from `sparsemod boards`, or a [BOARD] section; its
+                    SRAM and flash become max_working_memory and max_model_size (default none)
+  reserve_ram       SRAM the application keeps for itself, e.g. 16KB (default 0)
+  reserve_flash     flash the application keeps for itself, e.g. 128KB (default 0)
   deploy_check      check each Pareto model in tflite, executorch or onnx (default none)
   executor          sequential, processes (a local pool) or ray (default sequential)
   workers           trials evaluated at once by processes / ray, >= 1 (default 1)
@@ -64,24 +73,34 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   arm               trial index to retrain, e.g. 3 (SpArSeMod's 3_0 also works) (default 0)
   epochs            training epochs before testing, >= 1 (default 5)
   pruning, quant_scheme, objectives, splitter, prune_method, keep_ratio, finetune_epochs,
-  train_batch_size, flops, device, seed, debug
+  train_batch_size, flops, runtime, latency_model, board, device, seed, debug
                     as in [TRAIN]
+
+[BOARD]             your own board, instead of board = NAME
+  name              its name (default custom)
+  core              cortex-m0+, cortex-m4, cortex-m7, ... (`sparsemod boards` lists them)
+  clock             core clock, e.g. 64MHz
+  sram, flash       its memories, e.g. 256KB, 1MB
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sparsemod.config.budgets import board_budgets, board_value
+from sparsemod.config.reading import SECTIONS, apply_override, read_data, read_file
+from sparsemod.config.resume import RESUMABLE_KEYS, resume_changes
+from sparsemod.core.boards import BOARD_KEYS, Board, custom_board
 from sparsemod.errors import ConfigError
 from sparsemod.settings import (
     OBJECTIVES,
     SPECS,
     Spec,
     check_pruning,
+    check_runtime,
     check_setting,
     did_you_mean,
 )
@@ -89,7 +108,15 @@ from sparsemod.settings import (
 if TYPE_CHECKING:
     from sparsemod.evaluate import EvalSettings
 
-SECTIONS = ("DEFAULT", "TRAIN", "TEST")
+__all__ = [
+    "RESUMABLE_KEYS",
+    "SECTIONS",
+    "RunConfig",
+    "TestConfig",
+    "TrainConfig",
+    "load_config",
+    "resume_changes",
+]
 
 
 def _pruner() -> Spec:
@@ -121,6 +148,10 @@ def _ref_point_problem(ref_point: tuple[float, ...] | None, objectives: int) -> 
 
 def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
     # Also run on direct construction, so a config built in Python is as safe as a file.
+    try:
+        object.__setattr__(config, "board", board_value(config.board))
+    except ConfigError as exc:
+        raise ConfigError(f"[{section}] {exc}", section=section, key="board") from None
     for f in fields(config):
         check_setting(f.name, getattr(config, f.name), section, _SPECS)
     check_pruning(
@@ -131,6 +162,7 @@ def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
         min(getattr(config, k) for k in epoch_keys),
         section,
     )
+    check_runtime(config.runtime, config.quant_scheme, config.latency_model, config.board, section)
 
 
 def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
@@ -140,6 +172,7 @@ def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
     same = ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme")
     same += ("device", "seed", "debug", "imp_rate", "imp_rounds", "rewind_epoch")
     same += ("snip_batches", "dst_interval", "dst_drop_fraction", "dst_regrow")
+    same += ("runtime", "latency_model", "board")
     return EvalSettings(
         epochs=epochs,
         batch_size=config.train_batch_size,
@@ -192,6 +225,11 @@ class TrainConfig:
     generator: str = "pool"
     num_candidates: int = 256
     cost_scale: str = "linear"
+    runtime: str = "tflm"
+    latency_model: str = "flops"
+    board: Board | None = None
+    reserve_ram: int = 0
+    reserve_flash: int = 0
     deploy_check: str = "none"
     executor: str = "sequential"
     workers: int = 1
@@ -207,6 +245,7 @@ class TrainConfig:
             raise ConfigError(
                 f"[TRAIN] ref_point: {self.ref_point!r} {problem}", section="TRAIN", key="ref_point"
             )
+        board_budgets(self)
 
     @property
     def objective_names(self) -> list[str]:
@@ -215,10 +254,15 @@ class TrainConfig:
 
     @property
     def constraints(self) -> dict[str, float]:
-        """Hard limits by objective name, only those set (bytes and seconds)."""
+        """Hard limits by objective name, only those set (bytes and seconds).
+
+        With a board, the memory limits are its budgets (SRAM - ``reserve_ram``, flash -
+        ``reserve_flash``) unless the config sets lower ones.
+        """
+        budgets = board_budgets(self)
         limits = {
-            "model_size_bytes": self.max_model_size,
-            "working_memory_bytes": self.max_working_memory,
+            "model_size_bytes": budgets.get("max_model_size", self.max_model_size),
+            "working_memory_bytes": budgets.get("max_working_memory", self.max_working_memory),
             "latency_s": self.max_latency,
         }
         return {name: float(v) for name, v in limits.items() if v is not None}
@@ -258,6 +302,9 @@ class TestConfig:
     dst_drop_fraction: float = 0.3
     dst_regrow: str = "random"
     flops: float = 1e8
+    runtime: str = "tflm"
+    latency_model: str = "flops"
+    board: Board | None = None
     device: str = "auto"
     seed: int = 0
     debug: bool = False
@@ -284,59 +331,16 @@ class RunConfig:
     source: str
 
 
-# The [TRAIN] keys a resumed search may change: how much more to search, how arms are
-# chosen, how to stop, where to run and where results go. None of them changes what an
-# already measured trial means; every other key does (the objectives, the problem, the
-# epochs, the compression, the seed, the batch per round, the limits, the reference point).
-RESUMABLE_KEYS = frozenset(
-    {"name", "root", "r1", "r2", "r3", "morphisms", "tolerance", "patience", "debug"}
-    | {"generator", "num_candidates", "cost_scale", "deploy_check"}
-    | {"executor", "workers", "threads", "ray_address", "num_cpus", "num_gpus"}
-)
-
-
-def resume_changes(stored: Mapping[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """What a resume changes against the config a search was started with.
-
-    Args:
-        stored: the search's stored config (JSON values; a key it lacks, from an older
-            sparsemod, counts as that key's default).
-        current: the config given now.
-
-    Returns:
-        ``{key: (stored value, new value)}`` for the keys that differ, all in
-        :data:`RESUMABLE_KEYS`.
-
-    Raises:
-        ConfigError: a key outside :data:`RESUMABLE_KEYS` differs; the message names each
-            one with both values.
-    """
-    changed: dict[str, tuple[Any, Any]] = {}
-    for f in fields(TrainConfig):
-        new = getattr(current, f.name)
-        old = stored.get(f.name, f.default)
-        as_json = list(new) if isinstance(new, tuple) else new
-        if old != as_json:
-            changed[f.name] = (old, as_json)
-    refused = [k for k in changed if k not in RESUMABLE_KEYS]
-    if refused:
-        listed = "; ".join(f"{k} {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused)
-        raise ConfigError(
-            f"[TRAIN] cannot resume with this config: it changes what the stored trials "
-            f"measured ({listed}). Resume with the values the search started with, or "
-            f"start a new search under another name. A resume may change only "
-            f"{', '.join(sorted(RESUMABLE_KEYS))}",
-            section="TRAIN",
-            key=refused[0],
-        )
-    return changed
-
-
 _KEYS: dict[str, tuple[str, ...]] = {
     "DEFAULT": ("train",),
     "TRAIN": tuple(f.name for f in fields(TrainConfig)),
     "TEST": tuple(f.name for f in fields(TestConfig)),
+    "BOARD": BOARD_KEYS,
 }
+
+
+def _unknown(section: str, key: str) -> str | None:
+    return None if key in _KEYS[section] else _unknown_key(section, key)
 
 
 def _unknown_key(section: str, key: str) -> str:
@@ -350,108 +354,28 @@ def _unknown_key(section: str, key: str) -> str:
     return f"unknown key {key!r} (known keys: {', '.join(known)}{hint})"
 
 
-def _section_name(name: str, where: str) -> str:
-    if name.upper() in SECTIONS:
-        return name.upper()
-    hint = did_you_mean(name.upper(), SECTIONS)
-    raise ConfigError(
-        f"{where}: unknown section [{name}] (known sections: {', '.join(SECTIONS)}{hint})",
-        section=name,
-    )
-
-
-def _as_text(value: Any, label: str) -> str:
-    # The REST service passes JSON values; the parsers read text, as from a file.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_as_text(v, label) for v in value) + "]"
-    raise ConfigError(
-        f"{label}: {value!r} is a {type(value).__name__} (allowed: a string, number or boolean)"
-    )
-
-
-def _read_file(path: str | os.PathLike) -> dict[str, dict[str, str]]:
-    source = os.fspath(path)
-    parser = configparser.ConfigParser(
-        interpolation=None,
-        inline_comment_prefixes=(";", "#"),
-        # A section name nobody writes: [DEFAULT] becomes an ordinary section whose keys
-        # do not leak into [TRAIN] and [TEST].
-        default_section="\x00no default section",
-    )
-    try:
-        with open(source, encoding="utf-8") as f:
-            parser.read_file(f, source=source)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {source!r} not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {source!r} cannot be read ({exc.strerror})") from None
-    except configparser.Error as exc:
-        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise ConfigError(f"{source}: not a valid INI file ({reason})") from None
-    sections: dict[str, dict[str, str]] = {}
-    for name in parser.sections():
-        canonical = _section_name(name, source)
-        if canonical in sections:
-            raise ConfigError(f"{source}: section [{canonical}] given twice", section=canonical)
-        sections[canonical] = dict(parser[name])
-    return sections
-
-
-def _read_data(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
-    sections: dict[str, dict[str, str]] = {}
-    for name, body in data.items():
-        canonical = _section_name(str(name), "<dict>")
-        if not isinstance(body, Mapping):
-            raise ConfigError(
-                f"<dict>: section [{name}] is not a mapping of keys to values", section=canonical
-            )
-        if canonical in sections:
-            raise ConfigError(f"<dict>: section [{canonical}] given twice", section=canonical)
-        section: dict[str, str] = {}
-        for key, value in body.items():
-            lowered = str(key).strip().lower()  # keys are case-insensitive, as in a file
-            if lowered in section:
-                raise ConfigError(
-                    f"[{canonical}] {lowered}: given twice", section=canonical, key=lowered
-                )
-            try:
-                section[lowered] = _as_text(value, f"[{canonical}] {lowered}")
-            except ConfigError as exc:
-                raise ConfigError(str(exc), section=canonical, key=lowered) from None
-        sections[canonical] = section
-    return sections
-
-
-def _apply_override(sections: dict[str, dict[str, str]], item: str) -> None:
-    target, eq, value = item.partition("=")
-    if not eq:
-        raise ConfigError(f"--set {item!r} has no '=' (write SECTION.key=value)")
-    name, dot, key = target.strip().partition(".")
-    if not dot or not name or not key.strip():
-        raise ConfigError(f"--set {item!r} has no SECTION.key before '=' (write SECTION.key=value)")
-    section = _section_name(name, f"--set {item}")
-    key = key.strip().lower()
-    if key not in _KEYS[section]:
-        raise ConfigError(f"--set {item}: {_unknown_key(section, key)}", section=section, key=key)
-    sections.setdefault(section, {})[key] = value.strip()
-
-
-def _build(cls: type, section: str, raw: Mapping[str, str]) -> Any:
+def _build(cls: type, section: str, raw: Mapping[str, str], board: Board | None) -> Any:
     values: dict[str, Any] = {}
     for key, text in raw.items():
         if key not in _KEYS[section]:
             raise ConfigError(f"[{section}] {_unknown_key(section, key)}", section=section, key=key)
         values[key] = _convert(section, key, text)
+    if values.get("board") == "custom" and board is None:
+        raise ConfigError(
+            f"[{section}] board: 'custom' names the board of a [BOARD] section, and there is "
+            "none (give core, clock, sram and flash there)",
+            section=section,
+            key="board",
+        )
+    if board is not None:
+        if values.get("board") not in (None, "custom"):
+            raise ConfigError(
+                f"[{section}] board: {values['board']!r} and a [BOARD] section both name the "
+                "board; keep one",
+                section=section,
+                key="board",
+            )
+        values["board"] = board
     if "ref_point" in raw:
         objectives = values.get("objectives", cls.objectives)
         problem = _ref_point_problem(values["ref_point"], objectives)
@@ -505,12 +429,12 @@ def load_config(
         raise ConfigError("load_config: give a config file or data, not both")
     if path is not None:
         source = os.fspath(path)
-        sections = _read_file(path)
+        sections = read_file(path)
     else:
         source = "<dict>"
-        sections = _read_data(data or {})
+        sections = read_data(data or {})
     for item in overrides:
-        _apply_override(sections, item)
+        apply_override(sections, item, _unknown)
 
     default = sections.get("DEFAULT", {})
     for key in default:
@@ -533,6 +457,10 @@ def load_config(
             f"(needed because [DEFAULT] train = {str(train).lower()})",
             section=needed,
         )
-    train_config = _build(TrainConfig, "TRAIN", sections["TRAIN"]) if "TRAIN" in sections else None
-    test_config = _build(TestConfig, "TEST", sections["TEST"]) if "TEST" in sections else None
+    board = custom_board(sections["BOARD"]) if "BOARD" in sections else None
+    train_config = test_config = None
+    if "TRAIN" in sections:
+        train_config = _build(TrainConfig, "TRAIN", sections["TRAIN"], board)
+    if "TEST" in sections:
+        test_config = _build(TestConfig, "TEST", sections["TEST"], board)
     return RunConfig(train, train_config, test_config, source)

@@ -1,0 +1,131 @@
+"""Which runtime's counts the objectives are: ``runtime = tflm`` (default) or ``ideal``.
+
+A :class:`CostModel` turns one network into the hardware objectives of a trial
+(``model_size_bytes``, ``working_memory_bytes``, ``flops``, ``latency_s``). The search
+predicts a candidate's costs before training and measures them after with the same call,
+so predicted and measured are one code path:
+
+* ``tflm``: the network as litert-torch converts it and TensorFlow Lite Micro runs it
+  (:mod:`sparsemod.objectives.tflm`). Model size is the ``.tflite`` flatbuffer's bytes
+  (metadata, dense int8 weights, int32 biases, per-channel scales: unstructured pruning
+  saves nothing); working memory is the smallest arena the interpreter allocates and runs
+  in (activations as its planner lays them out, plus its persistent structs and the
+  temporaries of preparing). Both depend on the network's structure only, so the value
+  predicted before training is the value measured after.
+* ``ideal``: SpArSe's definitions (:mod:`.size`, :mod:`.memory`): per tensor the cheaper of
+  dense and sparse storage, and the peak of live activations, measured on the deployed
+  (quantized) network. For research, and for comparison with the SpArSe paper.
+
+Latency is ``latency_model = flops`` (FLOPs over the ``flops`` key's rate) or ``ops``
+(cycles per MAC per op type on the board's core, :mod:`.latency`), either way a model,
+never a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sparsemod.core.boards import Board
+from sparsemod.errors import BuildError, MeasureError
+from sparsemod.objectives.flops import graph_flops, latency_seconds
+from sparsemod.objectives.latency import ops_latency
+from sparsemod.objectives.measure import measure_all
+from sparsemod.objectives.tflm import graph_costs
+from sparsemod.objectives.tflm_graph import Graph, lower
+from sparsemod.objectives.tracer import trace
+from sparsemod.settings import check_runtime, check_setting
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How a network's hardware objectives are counted.
+
+    Args:
+        runtime: ``tflm`` or ``ideal`` (see the module docstring).
+        latency_model: ``flops`` (FLOPs / ``target_flops``) or ``ops`` (the board's core).
+        target_flops: operations per second, for ``latency_model = flops``.
+        board: the device, needed for ``latency_model = ops``.
+    """
+
+    runtime: str = "tflm"
+    latency_model: str = "flops"
+    target_flops: float = 1e8
+    board: Board | None = None
+
+    def __post_init__(self) -> None:
+        check_setting("runtime", self.runtime)
+        check_setting("latency_model", self.latency_model)
+        check_setting("flops", self.target_flops)
+        check_runtime(self.runtime, None, self.latency_model, self.board)
+
+    def check_scheme(self, quant_scheme: str) -> None:
+        """Refuse what the cost model cannot count: see :func:`~sparsemod.settings.check_runtime`.
+
+        Raises:
+            ConfigError: ``runtime = tflm`` with ``quant_scheme`` ``none`` or ``dynamic``,
+                or ``latency_model = ops`` without a board.
+        """
+        check_runtime(self.runtime, quant_scheme, self.latency_model, self.board)
+
+    def costs(
+        self,
+        float_model: nn.Module,
+        deployed: nn.Module,
+        example: torch.Tensor,
+        *,
+        int8_layers: tuple[type[nn.Module], ...] = (),
+        activation_bytes: int | None = None,
+        extra_size_bytes: int = 0,
+    ) -> dict[str, float]:
+        """The hardware objectives of one network, keyed as in a ``TrialResult``.
+
+        Args:
+            float_model: the pruned float network (what the runtime's converter reads).
+            deployed: the network as sparsemod quantized it (what ``ideal`` counts); its
+                ``int8_layers``, ``activation_bytes`` and ``extra_size_bytes`` are as in
+                a quantization scheme's predicted layout.
+            example: one input (batch 1).
+
+        Raises:
+            BuildError: the runtime cannot run the network (a layer its converter does not
+                take to int8, e.g. an LSTM under TFLM); the candidate is not trained.
+            MeasureError: the network cannot be traced.
+        """
+        graph = self._graph(float_model, example) if self._lowers else None
+        if self.runtime == "ideal":
+            costs = measure_all(
+                deployed,
+                example,
+                self.target_flops,
+                int8_layers=int8_layers,
+                activation_bytes=activation_bytes,
+            )
+            costs["model_size_bytes"] += extra_size_bytes
+        else:
+            tflm = graph_costs(graph)
+            f = graph_flops(trace(float_model, example[:1]))
+            costs = {
+                "model_size_bytes": tflm.flatbuffer_bytes,
+                "working_memory_bytes": tflm.arena_bytes,
+                "flops": f,
+                "latency_s": latency_seconds(f, self.target_flops),
+            }
+        if self.latency_model == "ops":
+            costs["latency_s"] = ops_latency(graph, self.board)
+        return costs
+
+    @property
+    def _lowers(self) -> bool:
+        return self.runtime == "tflm" or self.latency_model == "ops"
+
+    def _graph(self, model: nn.Module, example: torch.Tensor) -> Graph:
+        try:
+            return lower(model, example)
+        except MeasureError as exc:
+            raise BuildError(
+                f"the network does not deploy to TFLM ({exc}); set runtime = ideal and "
+                "latency_model = flops to search it with sparsemod's own counts"
+            ) from None

@@ -1,0 +1,118 @@
+"""``runtime`` and ``latency_model``: which counts the objectives are, before and after training.
+
+The TFLM model itself is checked against the interpreter in ``test_tflm.py`` and, for a
+search's Pareto set, in ``tests/deploy/test_deploy_check.py``; here: that the search's
+predicted and measured objectives are that model's numbers, one code path, and what each
+runtime refuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sparsemod.builders import build_cnn, cnn_space
+from sparsemod.core.boards import get_board
+from sparsemod.errors import BuildError, ConfigError
+from sparsemod.evaluate import FAILED, EvalSettings, evaluate, predict_costs
+from sparsemod.objectives import flops, measure_all
+from sparsemod.objectives.latency import ops_latency
+from sparsemod.objectives.runtime import CostModel
+from sparsemod.objectives.tflm import tflm_costs
+from sparsemod.objectives.tflm_graph import lower
+from sparsemod.problems import get_problem
+
+X = torch.zeros(1, 1, 8, 8)
+
+
+def _cnn() -> nn.Module:
+    return build_cnn(cnn_space().reference, (1, 8, 8), 10).eval()
+
+
+def test_tflm_objectives_are_the_flatbuffer_and_the_arena():
+    model = _cnn()
+    costs = CostModel("tflm", target_flops=1e6).costs(model, model, X)
+    expected = tflm_costs(model, X)
+    assert costs["model_size_bytes"] == expected.flatbuffer_bytes
+    assert costs["working_memory_bytes"] == expected.arena_bytes
+    assert costs["flops"] == flops(model, X)
+    assert costs["latency_s"] == pytest.approx(flops(model, X) / 1e6)
+    # far above SpArSe's count of the same network's int8 activations: TFLM's persistent
+    # arena (tensor and node structs, quantization parameters) comes on top
+    ideal = measure_all(model, X, 1e6, activation_bytes=1)
+    assert costs["working_memory_bytes"] > ideal["working_memory_bytes"] + 2000
+
+
+def test_ideal_objectives_are_sparses_counts_of_the_deployed_network():
+    model = _cnn()
+    costs = CostModel("ideal", target_flops=1e6).costs(model, model, X, extra_size_bytes=7)
+    expected = measure_all(model, X, 1e6)
+    assert costs == {**expected, "model_size_bytes": expected["model_size_bytes"] + 7}
+
+
+def test_ops_latency_is_the_boards_cycles_under_either_runtime():
+    model = _cnn()
+    board = get_board("nucleo-l476rg")
+    expected = ops_latency(lower(model, X), board)
+    for runtime in ("tflm", "ideal"):
+        costs = CostModel(runtime, "ops", board=board).costs(model, model, X)
+        assert costs["latency_s"] == expected
+    # the same network on the 64 MHz board of the same core takes 80/64 as long
+    slower = CostModel("tflm", "ops", board=get_board("nrf52840-dk")).costs(model, model, X)
+    assert slower["latency_s"] == pytest.approx(expected * 80 / 64)
+
+
+def test_unstructured_pruning_saves_no_flash_under_tflm_and_does_under_ideal():
+    problem = get_problem("digits_cnn")
+    sizes = {}
+    for runtime in ("tflm", "ideal"):
+        for keep in (1.0, 0.25):
+            params = {**problem.space.reference, "keep_ratio": keep}
+            s = EvalSettings(runtime=runtime, prune_method="magnitude_layerwise")
+            sizes[runtime, keep] = predict_costs(problem, params, s, (1, 8, 8), 10)
+    assert sizes["tflm", 0.25] == sizes["tflm", 1.0]  # TFLM stores weights dense
+    assert sizes["ideal", 0.25]["model_size_bytes"] < sizes["ideal", 1.0]["model_size_bytes"]
+    # SpArSe's 14,702 B and 6,212 B against the flatbuffer's dense weights and metadata
+    assert sizes["tflm", 1.0]["model_size_bytes"] > sizes["ideal", 1.0]["model_size_bytes"]
+
+
+def test_predicted_equals_measured_under_tflm():
+    problem = get_problem("digits_cnn")
+    params = {**problem.space.reference, "keep_ratio": 0.5}
+    s = EvalSettings(epochs=1, prune_method="magnitude", finetune_epochs=0, keep_model=False)
+    predicted = predict_costs(problem, params, s, (1, 8, 8), 10)
+    result = evaluate(problem, params, s)
+    measured = {k: getattr(result, k) for k in predicted}
+    # global magnitude pruning spreads the kept weights unevenly: SpArSe's size would move;
+    # the runtime's does not
+    assert measured == predicted
+
+
+def test_a_network_tflm_does_not_convert_is_a_failed_candidate_not_a_crash():
+    problem = get_problem("digits_rnn")
+    params = dict(problem.space.reference)
+    s = EvalSettings(epochs=1, quant_scheme="both", keep_model=False)
+    with pytest.raises(BuildError, match=r"does not deploy to TFLM .*LSTM.*runtime = ideal"):
+        predict_costs(problem, params, s, (8, 8), 10)
+    result = evaluate(problem, params, s)
+    assert result.status == FAILED
+    assert "does not deploy to TFLM" in result.failure_reason
+    # under ideal it is costed as before
+    ideal_settings = EvalSettings(runtime="ideal", quant_scheme="both")
+    ideal = predict_costs(problem, params, ideal_settings, (8, 8), 10)
+    assert ideal["model_size_bytes"] > 0
+
+
+@pytest.mark.parametrize("scheme", ["none", "dynamic"])
+def test_tflm_refuses_a_scheme_it_does_not_deploy(scheme):
+    with pytest.raises(ConfigError, match=rf"quant_scheme: '{scheme}' is not what runtime = tflm"):
+        EvalSettings(quant_scheme=scheme)
+    assert EvalSettings(quant_scheme=scheme, runtime="ideal").quant_scheme == scheme
+
+
+def test_ops_without_a_board_is_refused():
+    with pytest.raises(ConfigError, match=r"latency_model: 'ops' .* no board"):
+        EvalSettings(latency_model="ops")
+    with pytest.raises(ConfigError, match=r"runtime: 'onnx' is not one of tflm, ideal"):
+        CostModel("onnx")
