@@ -3,8 +3,8 @@
 The body's ``config`` goes through :func:`sparsemod.config.load_config`, exactly as a
 ``config.ini`` would, so the API accepts what the command line accepts and says what is
 wrong the same way. The server decides what touches its machine: the problem must be a
-registered name (never ``module:function``), the results folder is its own, and the budget
-is bounded by its settings.
+registered name (never ``module:function``), no ``latency_hook`` is imported, the results
+folder is its own, and the budget is bounded by its settings.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ _SERVER_KEYS = {
 # make the worker connect to a Ray cluster of its choosing or start a pool of its size.
 _EXECUTION = ("executor", "workers", "threads", "ray_address", "num_cpus", "num_gpus")
 _SERVER_KEYS |= {k: "the server decides how trials are executed" for k in _EXECUTION}
+# A latency hook is code the worker would import and run: never a request's to name.
+_SERVER_KEYS["latency_hook"] = "a request cannot name code for the server to run"
 _EPOCH_KEYS = ("epochs1", "epochs2", "epochs3", "finetune_epochs")
 MAX_SEED = 2**32 - 1  # what every seeded library accepts
 

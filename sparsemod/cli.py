@@ -317,6 +317,7 @@ def run_test(cfg: TestConfig) -> dict:
         "working_memory_bytes": r.working_memory_bytes,
         "flops": r.flops,
         "latency_s": r.latency_s,
+        **({"latency_model_s": r.latency_model_s} if r.latency_model_s is not None else {}),
         "epochs": cfg.epochs,
         "quant_scheme": cfg.quant_scheme,
     }

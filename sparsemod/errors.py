@@ -57,5 +57,13 @@ class MeasureError(SparsemodError):
     """An objective could not be measured on a model."""
 
 
+class LatencyHookError(SparsemodError):
+    """The user's ``latency_hook`` raised, or returned no finite number of seconds > 0.
+
+    The message is ``latency_hook <module:function>: <what happened>``; the evaluator fails
+    the trial with it as the reason, and the search goes on.
+    """
+
+
 def _config_error(message: str, section: str | None, key: str | None) -> ConfigError:
     return ConfigError(message, section=section, key=key)

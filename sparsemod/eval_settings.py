@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sparsemod.combinations import check_pruning
 from sparsemod.compress import PruneOptions, get_pruner
 from sparsemod.core.boards import Board
 from sparsemod.errors import ConfigError
+from sparsemod.hooks import check_latency_hook
 from sparsemod.objectives.runtime import CostModel
-from sparsemod.settings import check_pruning, check_setting
+from sparsemod.settings import check_setting
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class EvalSettings:
             storage and peak live activations); see :mod:`sparsemod.objectives.runtime`.
         latency_model: ``flops`` (FLOPs / ``target_flops``) or ``ops`` (cycles per op on
             ``board``'s core).
+        latency_hook: ``package.module:function`` that measures latency on the device: it
+            gets the exported ``.tflite`` :class:`~sparsemod.deploy.base.Artifact` and
+            returns seconds, which become the trial's ``latency_s`` (the modelled one is
+            kept as ``latency_model_s``). Needs ``runtime = tflm``; kept as text so the
+            settings pickle to workers, and imported where the trial runs.
         board: the device (:mod:`sparsemod.core.boards`); ``ops`` needs one.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: seeds the weights, the batch order and dropout.
@@ -88,6 +95,7 @@ class EvalSettings:
     target_flops: float = 1e8
     runtime: str = "tflm"
     latency_model: str = "flops"
+    latency_hook: str | None = None
     board: Board | None = None
     device: str = "auto"
     seed: int = 0
@@ -110,6 +118,17 @@ class EvalSettings:
         get_pruner(self.prune_method)  # registered (the name check above is only its shape)
         self.prune_options()
         self.cost_model().check_scheme(self.quant_scheme)
+        check_setting("latency_hook", self.latency_hook)
+        check_latency_hook(self.latency_hook, self.runtime)
+        if self.latency_hook is not None:
+            from sparsemod.deploy.base import missing_runtime
+
+            missing = missing_runtime("tflite")  # said before anything trains
+            if missing:
+                raise ConfigError(
+                    f"latency_hook: the hook measures the exported .tflite artifact; {missing}",
+                    key="latency_hook",
+                )
         check_pruning(
             self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs
         )

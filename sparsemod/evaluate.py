@@ -24,6 +24,7 @@ from sparsemod.compress.context import state_copy
 from sparsemod.compress.quantize import get_scheme
 from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult, WarmStart
 from sparsemod.data import Splits, tensors_of
+from sparsemod.deploy.latency import hook_latency
 from sparsemod.errors import BuildError
 from sparsemod.eval_settings import EvalSettings
 from sparsemod.failures import candidate_failure, is_out_of_memory
@@ -183,6 +184,11 @@ def _run(
         }
     )
     costs = settings.cost_model().costs(model, deployed, example)
+    if settings.latency_hook is not None:
+        modelled = costs["latency_s"]
+        calibration = _calibration_batches(splits, settings)
+        costs["latency_s"] = hook_latency(settings.latency_hook, model, example, calibration)
+        costs["latency_model_s"] = modelled
     acc_test = (
         accuracy(deployed, splits.test, collate_fn=splits.collate_fn)
         if settings.score_test
@@ -327,6 +333,11 @@ def predict_costs(
     training (the total kept is the same; exact for ``l1_structured``) and by a few bytes
     of activation quantization parameters, and with ``both`` on a recurrent network the
     untrained network is quantized for real.
+
+    The latency is always the cost model's: a ``latency_hook`` measures the trained
+    network on the device in :func:`evaluate` only (the trial's ``latency_s``, with the
+    model's beside it as ``latency_model_s``), so the search chooses candidates by the
+    modelled latency and ranks trials by the measured one.
 
     Raises:
         BuildError: the parameters do not give a network, or one the runtime cannot run.

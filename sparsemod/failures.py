@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import torch
 
-from sparsemod.errors import BuildError, InfeasibleError
+from sparsemod.errors import BuildError, InfeasibleError, LatencyHookError
 
 # The closed list of candidate failures (DESIGN.md, "Failures"): a network that does not
-# build (BuildError), diverges (InfeasibleError from a non-finite loss) or runs out of
-# memory. Everything else is a bug, in sparsemod or in a user's builder or network (a
-# TypeError, a shape mismatch, ...), or a deliberate error that every candidate would
-# meet (ConfigError, CompressionError, MeasureError): it propagates and stops the search.
+# build (BuildError), diverges (InfeasibleError from a non-finite loss), runs out of
+# memory, or whose latency the user's latency_hook fails to measure (LatencyHookError:
+# the hook's bugs are the user's, and fail that trial only). Everything else is a bug, in
+# sparsemod or in a user's builder or network (a TypeError, a shape mismatch, ...), or a
+# deliberate error that every candidate would meet (ConfigError, CompressionError,
+# MeasureError): it propagates and stops the search.
 _CANDIDATE_FAILURES = (BuildError, InfeasibleError)
 # torch raises a plain RuntimeError when the CPU allocator (or MPS, or cuBLAS / cuDNN)
 # cannot allocate; only the CUDA caching allocator raises torch.OutOfMemoryError.
@@ -40,6 +42,8 @@ def candidate_failure(exc: BaseException) -> str | None:
     """
     if is_out_of_memory(exc):
         return f"out of memory: {type(exc).__name__}: {exc}"
+    if isinstance(exc, LatencyHookError):
+        return str(exc)  # already says where it came from: latency_hook <module:function>
     if isinstance(exc, _CANDIDATE_FAILURES):
         return f"{type(exc).__name__}: {exc}"
     return None

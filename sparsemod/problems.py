@@ -7,7 +7,6 @@ from a ``package.module:function`` path, the function returning a :class:`Proble
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,6 +25,7 @@ from sparsemod.data import (
     pad_left_collate,
 )
 from sparsemod.errors import ConfigError
+from sparsemod.hooks import import_object
 from sparsemod.space import SearchSpace
 
 ENTRY_POINT_GROUP = "sparsemod.problems"
@@ -134,11 +134,7 @@ def get_problem(name: str) -> Problem:
             factory = ep.load()
             break
     if factory is None and ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"problem: cannot import {name!r} ({exc})", key="problem") from exc
+        factory = import_object(name, "problem")
     if factory is None:
         raise ConfigError(
             f"problem: {name!r} is not a known problem ({available()}) "

@@ -3,7 +3,8 @@
 The one place a range is written. ``config.ini``, ``--set`` and REST bodies are read through
 it (:mod:`sparsemod.config`), and the evaluator and the pruners check the values they are
 given with :func:`check_setting`, so a value one of them accepts the others accept too.
-Nothing here imports torch or anything of sparsemod but its errors.
+The checks that span several keys are in :mod:`sparsemod.combinations`. Nothing here
+imports torch or anything of sparsemod but its errors.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DEPLOY_CHECKS = ("none", *DEPLOY_FORMATS)  # deploy_check
 RUNTIMES = ("tflm", "ideal")
 LATENCY_MODELS = ("flops", "ops")  # ops: per-op cycles on the board's core
 
+_FUNCTION = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"  # package.module:function
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 _NONE = ("", "none")
@@ -135,13 +137,19 @@ def _choice(options: Sequence[str]) -> Spec:
     return Spec(lambda text, _: text.strip().lower(), check)
 
 
-def _pattern(regex: str, problem: str, *, lower: bool = False) -> Spec:
+def _pattern(regex: str, problem: str, *, lower: bool = False, optional: bool = False) -> Spec:
     compiled = re.compile(regex)
 
     def check(v: Any) -> str | None:
-        return None if isinstance(v, str) and compiled.fullmatch(v) else problem
+        ok = (optional and v is None) or (isinstance(v, str) and compiled.fullmatch(v))
+        return None if ok else problem
 
-    return Spec(lambda text, _: text.strip().lower() if lower else text.strip(), check)
+    def parse(text: str, _: str) -> str | None:
+        if optional and text.strip().lower() in _NONE:
+            return None
+        return text.strip().lower() if lower else text.strip()
+
+    return Spec(parse, check)
 
 
 def _optional(parse: Callable[[str, str], Any], kind: str, check_type: Callable) -> Spec:
@@ -228,7 +236,7 @@ SPECS: dict[str, Spec] = {
     ),
     "root": _pattern(r".*\S.*", "is empty (allowed: a folder path)"),
     "problem": _pattern(
-        r"[A-Za-z_][\w-]*|[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*",
+        rf"[A-Za-z_][\w-]*|{_FUNCTION}",
         "is not a problem (allowed: a problem name such as digits_cnn, "
         "or 'package.module:function')",
     ),
@@ -282,6 +290,9 @@ SPECS: dict[str, Spec] = {
     "runtime": _choice(RUNTIMES),
     "latency_model": _choice(LATENCY_MODELS),
     "board": Spec(_parse_board, _check_board),
+    "latency_hook": _pattern(
+        _FUNCTION, "is not a function (allowed: 'package.module:function', or none)", optional=True
+    ),
     "reserve_ram": _integer_size(),
     "reserve_flash": _integer_size(),
     "workers": _integer(1),
@@ -326,75 +337,3 @@ def check_setting(
     if problem:
         where = f"[{section}] " if section else ""
         raise ConfigError(f"{where}{key}: {value!r} {problem}", section=section, key=key)
-
-
-def check_pruning(
-    prune_method: str | None,
-    imp_rate: float | None,
-    imp_rounds: int,
-    rewind_epoch: int,
-    epochs: int | None,
-    section: str | None = None,
-) -> None:
-    """The checks that span several pruning keys.
-
-    Args:
-        prune_method: the method, or ``None`` when not known yet (no rewinding check).
-        epochs: the fewest training epochs a candidate gets (rewinding needs that many).
-
-    Raises:
-        ConfigError: ``imp_rate`` and ``imp_rounds`` both given, or ``imp`` rewinding to an
-            epoch after the end of training.
-    """
-    where = f"[{section}] " if section else ""
-    if imp_rate is not None and imp_rounds:
-        raise ConfigError(
-            f"{where}imp_rate {imp_rate!r} and imp_rounds {imp_rounds!r}: give one of them "
-            "(the keep ratio fixes the other)",
-            section=section,
-            key="imp_rounds",
-        )
-    if prune_method == "imp" and epochs is not None and rewind_epoch > epochs:
-        raise ConfigError(
-            f"{where}rewind_epoch: {rewind_epoch!r} is after the last epoch of training ({epochs})",
-            section=section,
-            key="rewind_epoch",
-        )
-
-
-# The quantization schemes each runtime deploys: TFLM runs the static int8 network
-# (``both`` is ``post`` for every layer TFLM converts; an LSTM it does not convert).
-_RUNTIME_SCHEMES = {"tflm": ("post", "both"), "ideal": QUANT_SCHEMES}
-
-
-def check_runtime(
-    runtime: str,
-    quant_scheme: str | None,
-    latency_model: str,
-    board: Any,
-    section: str | None = None,
-) -> None:
-    """The checks that span the cost model's keys (``quant_scheme`` None: not known here).
-
-    Raises:
-        ConfigError: ``runtime = tflm`` with a quantization scheme TFLM does not deploy
-            (``none``, ``dynamic``), or ``latency_model = ops`` with no board.
-    """
-    where = f"[{section}] " if section else ""
-    if quant_scheme is not None and quant_scheme not in _RUNTIME_SCHEMES[runtime]:
-        raise ConfigError(
-            f"{where}quant_scheme: {quant_scheme!r} is not what runtime = {runtime} deploys "
-            f"(allowed: {', '.join(_RUNTIME_SCHEMES[runtime])}: TFLM runs the static int8 "
-            "network); set quant_scheme = post, or runtime = ideal to count the network "
-            "as sparsemod stores it",
-            section=section,
-            key="quant_scheme",
-        )
-    if latency_model == "ops" and board is None:
-        raise ConfigError(
-            f"{where}latency_model: 'ops' counts cycles on a board's core, and no board is "
-            "given (set board = NAME, see `sparsemod boards`, or describe yours in a "
-            "[BOARD] section)",
-            section=section,
-            key="latency_model",
-        )

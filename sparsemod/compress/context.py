@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from sparsemod.combinations import check_pruning
 from sparsemod.compress.masks import count_weights, make_permanent
 from sparsemod.compress.step import PruneStep
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError
-from sparsemod.settings import check_pruning, check_setting
+from sparsemod.settings import check_setting
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]

@@ -55,6 +55,9 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
                     storage and peak live activations) (default tflm)
   latency_model     flops (FLOPs / flops) or ops (cycles per op on the board's core)
                     (default flops)
+  latency_hook      'package.module:function' given the exported .tflite artifact, returning
+                    seconds measured on the device: latency_s, the model's kept as
+                    latency_model_s (needs runtime = tflm and litert-torch) (default none)
   board             the device: a name from `sparsemod boards`, or a [BOARD] section; its
                     SRAM and flash become max_working_memory and max_model_size (default none)
   reserve_ram       SRAM the application keeps for itself, e.g. 16KB (default 0)
@@ -73,8 +76,8 @@ B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, 
   arm               trial index to retrain, e.g. 3 (SpArSeMod's 3_0 also works) (default 0)
   epochs            training epochs before testing, >= 1 (default 5)
   pruning, quant_scheme, objectives, splitter, prune_method, keep_ratio, finetune_epochs,
-  train_batch_size, flops, runtime, latency_model, board, device, seed, debug
-                    as in [TRAIN]
+  train_batch_size, flops, runtime, latency_model, latency_hook, board, device, seed,
+  debug             as in [TRAIN]
 
 [BOARD]             your own board, instead of board = NAME
   name              its name (default custom)
@@ -90,20 +93,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sparsemod.combinations import check_pruning, check_runtime
 from sparsemod.config.budgets import board_budgets, board_value
 from sparsemod.config.reading import SECTIONS, apply_override, read_data, read_file
 from sparsemod.config.resume import RESUMABLE_KEYS, resume_changes
 from sparsemod.core.boards import BOARD_KEYS, Board, custom_board
 from sparsemod.errors import ConfigError
-from sparsemod.settings import (
-    OBJECTIVES,
-    SPECS,
-    Spec,
-    check_pruning,
-    check_runtime,
-    check_setting,
-    did_you_mean,
-)
+from sparsemod.hooks import check_latency_hook
+from sparsemod.settings import OBJECTIVES, SPECS, Spec, check_setting, did_you_mean
 
 if TYPE_CHECKING:
     from sparsemod.evaluate import EvalSettings
@@ -163,6 +160,7 @@ def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
         section,
     )
     check_runtime(config.runtime, config.quant_scheme, config.latency_model, config.board, section)
+    check_latency_hook(config.latency_hook, config.runtime, section)  # imports it: said now
 
 
 def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
@@ -172,7 +170,7 @@ def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
     same = ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme")
     same += ("device", "seed", "debug", "imp_rate", "imp_rounds", "rewind_epoch")
     same += ("snip_batches", "dst_interval", "dst_drop_fraction", "dst_regrow")
-    same += ("runtime", "latency_model", "board")
+    same += ("runtime", "latency_model", "latency_hook", "board")
     return EvalSettings(
         epochs=epochs,
         batch_size=config.train_batch_size,
@@ -227,6 +225,7 @@ class TrainConfig:
     cost_scale: str = "linear"
     runtime: str = "tflm"
     latency_model: str = "flops"
+    latency_hook: str | None = None
     board: Board | None = None
     reserve_ram: int = 0
     reserve_flash: int = 0
@@ -304,6 +303,7 @@ class TestConfig:
     flops: float = 1e8
     runtime: str = "tflm"
     latency_model: str = "flops"
+    latency_hook: str | None = None
     board: Board | None = None
     device: str = "auto"
     seed: int = 0

@@ -35,7 +35,12 @@ class ModelArtifact:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """Everything one evaluation produced. Costs are ``None`` when the trial failed."""
+    """Everything one evaluation produced. Costs are ``None`` when the trial failed.
+
+    ``latency_s`` is the latency the search minimises: the one the user's ``latency_hook``
+    measured on the device when there is one, else the cost model's. ``latency_model_s``
+    is the cost model's beside a measured one (``None`` without a hook).
+    """
 
     status: str
     params: Mapping[str, Any]
@@ -50,6 +55,7 @@ class TrialResult:
     working_memory_bytes: int | None = None
     flops: int | None = None
     latency_s: float | None = None
+    latency_model_s: float | None = None
     sparsity: float | None = None
     train_seconds: float = 0.0
     total_seconds: float = 0.0

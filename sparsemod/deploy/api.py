@@ -197,22 +197,6 @@ def _problem_spec(search: Any) -> str:
     return str(search.config.get("problem") or search.problem)
 
 
-def missing_runtime(format: str) -> str | None:
-    """What a format lacks on this machine, as one line naming the extra; None if nothing."""
-    import importlib.util
-
-    from sparsemod.deploy import get_runtime
-
-    runtime = get_runtime(format)
-    for module in runtime.requires:
-        if importlib.util.find_spec(module) is None:
-            return (
-                f"format {format!r} needs {module}, which is not installed; install it with: "
-                f'pip install "sparsemod[{runtime.extra}]"'
-            )
-    return None
-
-
 def check_stored(store: Any, trial_id: int, format: str) -> RuntimeReport:
     """Export the stored model of trial ``trial_id`` to ``format`` and check it in the
     runtime on the search's test split (what the end of a search does with

@@ -155,6 +155,22 @@ def require(module: str, runtime: str, extra: str) -> Any:
         ) from exc
 
 
+def missing_runtime(format: str) -> str | None:
+    """What a format lacks on this machine, as one line naming the extra; None if nothing."""
+    import importlib.util
+
+    from sparsemod.deploy import get_runtime
+
+    runtime = get_runtime(format)
+    for module in runtime.requires:
+        if importlib.util.find_spec(module) is None:
+            return (
+                f"format {format!r} needs {module}, which is not installed; install it with: "
+                f'pip install "sparsemod[{runtime.extra}]"'
+            )
+    return None
+
+
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so that ``path`` is either the whole new content or what it was before.

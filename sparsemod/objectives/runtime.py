@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sparsemod.combinations import check_runtime
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.flops import graph_flops, latency_seconds
@@ -36,7 +37,7 @@ from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
 from sparsemod.objectives.tracer import trace
-from sparsemod.settings import check_runtime, check_setting
+from sparsemod.settings import check_setting
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class CostModel:
         check_runtime(self.runtime, None, self.latency_model, self.board)
 
     def check_scheme(self, quant_scheme: str) -> None:
-        """Refuse what the cost model cannot count: see :func:`~sparsemod.settings.check_runtime`.
+        """Refuse what the cost model cannot count (:func:`~sparsemod.combinations.check_runtime`).
 
         Raises:
             ConfigError: ``runtime = tflm`` with ``quant_scheme`` ``none`` or ``dynamic``,

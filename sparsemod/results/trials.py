@@ -26,6 +26,9 @@ _METRIC_COLUMNS = (
     "accuracy_val",
     "train_seconds",
 )
+# Beside latency_s, the cost model's latency, in the table only when a latency_hook measured
+# latency_s on the device (the searches without one keep their columns).
+_MODELLED = "latency_model_s"
 
 
 def trial_row(trial: TrialRecord) -> dict[str, Any]:
@@ -66,7 +69,8 @@ def trials_frame(
     Returns:
         Columns ``index, phase, parent, status, failure_reason``, the parameters, then
         ``error, model_size_bytes, working_memory_bytes, flops, latency_s, accuracy_val,
-        train_seconds, is_pareto``. ``is_pareto`` is computed among ``completed`` trials only.
+        train_seconds, is_pareto``; ``latency_model_s`` after ``latency_s`` when a row has
+        one. ``is_pareto`` is computed among ``completed`` trials only.
 
     Raises:
         ConfigError: an objective is unknown, or a parameter name clashes with a column.
@@ -76,7 +80,11 @@ def trials_frame(
         raise ConfigError(
             f"objectives: {list(objectives)!r} must be a non-empty subset of {OBJECTIVES}"
         )
-    clash = sorted(set(param_names) & set(_ID_COLUMNS + _METRIC_COLUMNS + ("is_pareto",)))
+    metric_columns = _METRIC_COLUMNS
+    if any(row.get(_MODELLED) is not None for row in rows):
+        at = _METRIC_COLUMNS.index("latency_s") + 1
+        metric_columns = (*_METRIC_COLUMNS[:at], _MODELLED, *_METRIC_COLUMNS[at:])
+    clash = sorted(set(param_names) & set(_ID_COLUMNS + metric_columns + ("is_pareto",)))
     if clash:
         raise ConfigError(f"parameter name(s) {clash} clash with result columns")
     records = []
@@ -85,13 +93,13 @@ def trials_frame(
         rec: dict[str, Any] = {c: row.get(c) for c in _ID_COLUMNS}
         for name in param_names:
             rec[name] = row[name] if name in row else params.get(name)
-        for c in _METRIC_COLUMNS:
+        for c in metric_columns:
             value = row.get(c)
             rec[c] = np.nan if value is None else value
         records.append(rec)
-    columns = [*_ID_COLUMNS, *param_names, *_METRIC_COLUMNS]
+    columns = [*_ID_COLUMNS, *param_names, *metric_columns]
     frame = pd.DataFrame.from_records(records, columns=columns)
-    for c in _METRIC_COLUMNS:
+    for c in metric_columns:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     # Trials without a parent would turn the column into floats (3.0); keep it integral.
     frame["parent"] = pd.array(

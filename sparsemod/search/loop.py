@@ -89,7 +89,7 @@ class Search:
                 "collate_fn to batch its sequences with"
             )
         if cfg.deploy_check != "none":  # said before anything trains
-            from sparsemod.deploy.api import missing_runtime
+            from sparsemod.deploy.base import missing_runtime
 
             missing = missing_runtime(cfg.deploy_check)
             if missing:

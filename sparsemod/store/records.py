@@ -31,6 +31,7 @@ METRICS = (
     "working_memory_bytes",
     "flops",
     "latency_s",
+    "latency_model_s",
     "sparsity",
     "train_seconds",
     "total_seconds",

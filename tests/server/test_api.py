@@ -245,6 +245,11 @@ def test_submit_takes_the_sectioned_form_and_ini_text(client: TestClient, store:
             "config.ray_address",
             [],
         ),
+        (
+            {"name": "a", "problem": "digits_cnn", "config": {"latency_hook": "os:system"}},
+            "config.latency_hook",
+            ["code"],
+        ),
         ({"name": "a", "problem": "digits_cnn", "config": {"name": "b"}}, "config.name", []),
         ({"name": "a", "problem": "digits_cnn", "config": {"TEST": {"arm": 1}}}, "config.TEST", []),
         (

@@ -1,0 +1,86 @@
+"""The checks that span several keys: the pruning keys, the cost model's keys.
+
+Each key alone is checked by its declaration in :mod:`sparsemod.settings`; these say which
+values of several keys go together, for the config and for the evaluator alike (the
+latency hook's are in :mod:`sparsemod.hooks`). Nothing here imports torch or anything of
+sparsemod but its errors and settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sparsemod.errors import ConfigError
+from sparsemod.settings import QUANT_SCHEMES
+
+
+def check_pruning(
+    prune_method: str | None,
+    imp_rate: float | None,
+    imp_rounds: int,
+    rewind_epoch: int,
+    epochs: int | None,
+    section: str | None = None,
+) -> None:
+    """The checks that span several pruning keys.
+
+    Args:
+        prune_method: the method, or ``None`` when not known yet (no rewinding check).
+        epochs: the fewest training epochs a candidate gets (rewinding needs that many).
+
+    Raises:
+        ConfigError: ``imp_rate`` and ``imp_rounds`` both given, or ``imp`` rewinding to an
+            epoch after the end of training.
+    """
+    where = f"[{section}] " if section else ""
+    if imp_rate is not None and imp_rounds:
+        raise ConfigError(
+            f"{where}imp_rate {imp_rate!r} and imp_rounds {imp_rounds!r}: give one of them "
+            "(the keep ratio fixes the other)",
+            section=section,
+            key="imp_rounds",
+        )
+    if prune_method == "imp" and epochs is not None and rewind_epoch > epochs:
+        raise ConfigError(
+            f"{where}rewind_epoch: {rewind_epoch!r} is after the last epoch of training ({epochs})",
+            section=section,
+            key="rewind_epoch",
+        )
+
+
+# The quantization schemes each runtime deploys: TFLM runs the static int8 network
+# (``both`` is ``post`` for every layer TFLM converts; an LSTM it does not convert).
+_RUNTIME_SCHEMES = {"tflm": ("post", "both"), "ideal": QUANT_SCHEMES}
+
+
+def check_runtime(
+    runtime: str,
+    quant_scheme: str | None,
+    latency_model: str,
+    board: Any,
+    section: str | None = None,
+) -> None:
+    """The checks that span the cost model's keys (``quant_scheme`` None: not known here).
+
+    Raises:
+        ConfigError: ``runtime = tflm`` with a quantization scheme TFLM does not deploy
+            (``none``, ``dynamic``), or ``latency_model = ops`` with no board.
+    """
+    where = f"[{section}] " if section else ""
+    if quant_scheme is not None and quant_scheme not in _RUNTIME_SCHEMES[runtime]:
+        raise ConfigError(
+            f"{where}quant_scheme: {quant_scheme!r} is not what runtime = {runtime} deploys "
+            f"(allowed: {', '.join(_RUNTIME_SCHEMES[runtime])}: TFLM runs the static int8 "
+            "network); set quant_scheme = post, or runtime = ideal to count the network "
+            "as sparsemod stores it",
+            section=section,
+            key="quant_scheme",
+        )
+    if latency_model == "ops" and board is None:
+        raise ConfigError(
+            f"{where}latency_model: 'ops' counts cycles on a board's core, and no board is "
+            "given (set board = NAME, see `sparsemod boards`, or describe yours in a "
+            "[BOARD] section)",
+            section=section,
+            key="latency_model",
+        )
