@@ -353,7 +353,10 @@ def predict_costs(
     if settings.pruning and keep < 1.0:
         get_pruner(settings.prune_method).predict(model, keep)
         make_permanent(model)
-    x = torch.zeros((1, *input_shape))
+    # Not zeros: TFLM's converter leaves out the QUANTIZE after an average pool whose
+    # input is constant over space (objectives/tflm_ranges.py), and a zero input makes
+    # every map constant. A fixed random input varies like data does.
+    x = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(0))
     layout = get_scheme(settings.quant_scheme).predict_layout(model, x)
     return settings.cost_model().costs(
         model,

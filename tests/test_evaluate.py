@@ -28,7 +28,8 @@ def cnn():
 def reference_result(cnn):
     problem, data = cnn
     params = dict(problem.space.reference, keep_ratio=0.5)
-    settings = EvalSettings(epochs=5, quant_scheme="post", score_test=True, seed=0)
+    # SpArSe's counts, checked by hand below (TFLM's: tests/objectives/test_runtime.py)
+    settings = EvalSettings(epochs=5, quant_scheme="post", score_test=True, seed=0, runtime="ideal")
     return evaluate(problem, params, settings, data)
 
 
@@ -174,7 +175,9 @@ def test_predicted_working_memory_counts_the_float_logits_as_measured():
     # 4 inputs, 16 hidden units, 50 classes: the logits set the peak.
     problem = Problem("wide_output", mlp_space(), build_mlp, _wide_output_data)
     params = dict(problem.space.reference, num_layers=1, units1=16)
-    settings = EvalSettings(epochs=1, quant_scheme="post", device="cpu", keep_model=False)
+    settings = EvalSettings(
+        epochs=1, quant_scheme="post", runtime="ideal", device="cpu", keep_model=False
+    )
     predicted = predict_costs(problem, params, settings, (1, 2, 2), 50)
     r = evaluate(problem, params, settings)
     assert r.ok, r.failure_reason

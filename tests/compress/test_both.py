@@ -20,7 +20,9 @@ from sparsemod.train import accuracy
 def rnn_result():
     problem = get_problem("digits_rnn")
     data = problem.load(0)
-    settings = EvalSettings(epochs=3, pruning=False, quant_scheme="both", device="cpu")
+    settings = EvalSettings(
+        epochs=3, pruning=False, quant_scheme="both", runtime="ideal", device="cpu"
+    )
     return problem, data, settings, evaluate(problem, problem.space.reference, settings, data)
 
 

@@ -61,4 +61,6 @@ def mlp_search(tmp_path_factory) -> Searched:
 
 @pytest.fixture(scope="session")
 def rnn_search(tmp_path_factory) -> Searched:
-    return run_search(tmp_path_factory.mktemp("rnn"), "digits_rnn", "quant_scheme=dynamic", "runtime=ideal")
+    return run_search(
+        tmp_path_factory.mktemp("rnn"), "digits_rnn", "quant_scheme=dynamic", "runtime=ideal"
+    )
