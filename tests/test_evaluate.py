@@ -86,7 +86,9 @@ def test_a_candidate_the_front_dominates_keeps_no_model(cnn, reference_result):
 
     def run(*points):
         front = tuple(tuple(zip(objectives, p)) for p in points)
-        settings = EvalSettings(epochs=5, quant_scheme="post", seed=0, model_front=front)
+        settings = EvalSettings(
+            epochs=5, quant_scheme="post", seed=0, runtime="ideal", model_front=front
+        )
         return evaluate(problem, params, settings, data)
 
     mine = (r.error, r.model_size_bytes, r.working_memory_bytes)
