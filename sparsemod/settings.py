@@ -1,23 +1,72 @@
-"""Every key's declaration: how its text is read and which values it takes.
+"""Every key's one declaration: how its text is read, which values it takes, its default
+and one line of help (:data:`SPECS`).
 
-The one place a range is written. ``config.ini``, ``--set`` and REST bodies are read through
-it (:mod:`sparsemod.config`), and the evaluator and the pruners check the values they are
-given with :func:`check_setting`, so a value one of them accepts the others accept too.
-The checks that span several keys are in :mod:`sparsemod.combinations`. Nothing here
-imports torch or anything of sparsemod but its errors.
+``config.ini``, ``--set`` and REST bodies are read through it (:mod:`sparsemod.config`);
+the sections' dataclasses and the evaluator take their defaults from it (:func:`default`),
+and the keys that decide how one candidate is trained, compressed and measured are one
+dataclass, :class:`CandidateSettings`, that ``[TRAIN]``, ``[TEST]`` and the evaluator all
+extend; the evaluator and the pruners check the values they are given with
+:func:`check_setting`, so a value one of them accepts the others accept too. The config's
+docstring and README.md's key tables are written from here. The kinds of keys are in
+:mod:`sparsemod.spec`; the checks that span several keys in :mod:`sparsemod.combinations`.
+Nothing here imports torch or anything of sparsemod but its errors.
+
+Adding a key: one entry in :data:`SPECS`, one field in the dataclass of the sections that
+take it (:class:`CandidateSettings` for a key of every candidate), and the code that uses
+it; then ``python -m sparsemod.config.docs README.md``.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparsemod.errors import ConfigError
+from sparsemod.spec import (
+    NONE,
+    REQUIRED,
+    Spec,
+    boolean,
+    choice,
+    did_you_mean,
+    integer,
+    is_int,
+    is_real,
+    optional,
+    pattern,
+    real,
+    share,
+    size,
+)
 from sparsemod.units import parse_duration, parse_flops, parse_size
+
+if TYPE_CHECKING:
+    from sparsemod.core.boards import Board
+
+__all__ = [
+    "COST_SCALES",
+    "DEPLOY_CHECKS",
+    "DEPLOY_FORMATS",
+    "EXECUTORS",
+    "GENERATORS",
+    "LATENCY_MODELS",
+    "OBJECTIVES",
+    "QUANT_SCHEMES",
+    "RUNTIMES",
+    "SPECS",
+    "CandidateSettings",
+    "Spec",
+    "check_setting",
+    "default",
+    "did_you_mean",
+    "parse_duration",
+    "parse_flops",
+    "parse_objectives",
+    "parse_size",
+]
 
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
@@ -31,9 +80,6 @@ RUNTIMES = ("tflm", "ideal")
 LATENCY_MODELS = ("flops", "ops")  # ops: per-op cycles on the board's core
 
 _FUNCTION = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"  # package.module:function
-_BOOLS = {"true": True, "yes": True, "on": True, "1": True}
-_BOOLS |= {"false": False, "no": False, "off": False, "0": False}
-_NONE = ("", "none")
 
 
 def parse_objectives(text: str, key: str = "objectives") -> int:
@@ -59,112 +105,6 @@ def parse_objectives(text: str, key: str = "objectives") -> int:
     return count
 
 
-@dataclass(frozen=True)
-class Spec:
-    """How one key is read from text and checked once typed."""
-
-    # (text, label) -> value; raises ValueError when the text is not of the right kind,
-    # or ConfigError when it has a more precise message to give.
-    parse: Callable[[str, str], Any]
-    # value -> what is wrong with it ("is out of range (allowed: ...)"), or None.
-    check: Callable[[Any], str | None]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _integer(lo: int) -> Spec:
-    allowed = f"(allowed: an integer >= {lo})"
-
-    def check(v: Any) -> str | None:
-        if not _is_int(v):
-            return f"is not an integer {allowed}"
-        return None if v >= lo else f"is out of range {allowed}"
-
-    return Spec(lambda text, _: int(text), check)
-
-
-def _real(lo: float, hi: float | None, allowed: str) -> Spec:
-    # keep_ratio is (0, 1] and tolerance [0, inf): hi given means the low end is open.
-    def check(v: Any) -> str | None:
-        if not _is_real(v):
-            return f"is not a number (allowed: {allowed})"
-        ok = lo < v <= hi if hi is not None else v >= lo
-        return None if ok else f"is out of range (allowed: {allowed})"
-
-    return Spec(lambda text, _: float(text), check)
-
-
-def _share(*, zero: bool, optional: bool = False) -> Spec:
-    # A share strictly below 1: imp_rate (0, 1), dst_drop_fraction [0, 1). Pruning all
-    # remaining weights in one round, or dropping every active weight, leaves no network.
-    allowed = ("[0, 1)" if zero else "(0, 1)") + (", or none" if optional else "")
-
-    def check(v: Any) -> str | None:
-        if optional and v is None:
-            return None
-        if not _is_real(v):
-            return f"is not a number (allowed: a number in {allowed})"
-        ok = (0.0 <= v if zero else 0.0 < v) and v < 1.0
-        return None if ok else f"is out of range (allowed: a number in {allowed})"
-
-    def parse(text: str, label: str) -> float | None:
-        return None if optional and text.strip().lower() in _NONE else float(text)
-
-    return Spec(parse, check)
-
-
-def _boolean() -> Spec:
-    def parse(text: str, _: str) -> bool:
-        return _BOOLS[text.strip().lower()]  # KeyError is reported by check
-
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, bool)
-        return None if ok else "is not a boolean (allowed: true, false, yes, no, on, off, 1, 0)"
-
-    return Spec(parse, check)
-
-
-def _choice(options: Sequence[str]) -> Spec:
-    def check(v: Any) -> str | None:
-        return None if v in options else f"is not one of {', '.join(options)}"
-
-    return Spec(lambda text, _: text.strip().lower(), check)
-
-
-def _pattern(regex: str, problem: str, *, lower: bool = False, optional: bool = False) -> Spec:
-    compiled = re.compile(regex)
-
-    def check(v: Any) -> str | None:
-        ok = (optional and v is None) or (isinstance(v, str) and compiled.fullmatch(v))
-        return None if ok else problem
-
-    def parse(text: str, _: str) -> str | None:
-        if optional and text.strip().lower() in _NONE:
-            return None
-        return text.strip().lower() if lower else text.strip()
-
-    return Spec(parse, check)
-
-
-def _optional(parse: Callable[[str, str], Any], kind: str, check_type: Callable) -> Spec:
-    def check(v: Any) -> str | None:
-        if v is None:
-            return None
-        if not check_type(v):
-            return f"is not {kind} (allowed: {kind} > 0, or none)"
-        return None if v > 0 else f"is out of range (allowed: {kind} > 0, or none)"
-
-    return Spec(
-        lambda text, label: None if text.strip().lower() in _NONE else parse(text, label), check
-    )
-
-
 def _parse_arm(text: str, _: str) -> int:
     # SpArSeMod names arms "<trial>_<arm>"; each of our trials has one arm.
     match = re.fullmatch(r"\s*(\d+)(?:_\d+)?\s*", text)
@@ -175,7 +115,7 @@ def _parse_arm(text: str, _: str) -> int:
 
 def _parse_ref_point(text: str, label: str) -> tuple[float, ...] | None:
     stripped = text.strip()
-    if stripped.lower() in _NONE:
+    if stripped.lower() in NONE:
         return None
     if stripped[:1] + stripped[-1:] in ("[]", "()"):
         stripped = stripped[1:-1]
@@ -203,13 +143,13 @@ def _parse_float(text: str, label: str) -> float:
 
 
 def _check_ref_point(v: Any) -> str | None:
-    ok = v is None or (isinstance(v, tuple) and all(_is_real(x) and x > 0 for x in v))
+    ok = v is None or (isinstance(v, tuple) and all(is_real(x) and x > 0 for x in v))
     return None if ok else "is not a reference point (allowed: numbers > 0, one per objective)"
 
 
 def _parse_board(text: str, _: str) -> str | None:
     stripped = text.strip().lower()
-    return None if stripped in _NONE else stripped
+    return None if stripped in NONE else stripped
 
 
 def _check_board(v: Any) -> str | None:
@@ -220,103 +160,207 @@ def _check_board(v: Any) -> str | None:
     return "is not a board (allowed: a name from `sparsemod boards`, or none)"
 
 
-def _integer_size() -> Spec:
-    def check(v: Any) -> str | None:
-        ok = _is_int(v) and v >= 0
-        return None if ok else "is out of range (allowed: a size in bytes >= 0, e.g. 8KB)"
-
-    return Spec(parse_size, check)
-
-
 SPECS: dict[str, Spec] = {
-    "train": _boolean(),
-    "name": _pattern(
+    # [DEFAULT]
+    "train": boolean().declare(
+        REQUIRED, "true: run a search ([TRAIN]); false: retrain and test one arm ([TEST])"
+    ),
+    # where results go, and what is searched
+    "name": pattern(
         r"[A-Za-z0-9_][A-Za-z0-9._-]*",
         "is not a plain name (allowed: letters, digits, '_', '.', '-', no path separators)",
+    ).declare("digits_cnn", "name of the search; results go to <root>/<name>/"),
+    "root": pattern(r".*\S.*", "is empty (allowed: a folder path)").declare(
+        "results", "folder holding the results"
     ),
-    "root": _pattern(r".*\S.*", "is empty (allowed: a folder path)"),
-    "problem": _pattern(
+    "problem": pattern(
         rf"[A-Za-z_][\w-]*|{_FUNCTION}",
         "is not a problem (allowed: a problem name such as digits_cnn, "
         "or 'package.module:function')",
-    ),
-    "r1": _integer(1),
-    "r2": _integer(0),
-    "r3": _integer(0),
-    "epochs1": _integer(1),
-    "epochs2": _integer(1),
-    "epochs3": _integer(1),
-    "epochs": _integer(1),
-    "batch_size": _integer(1),
-    "objectives": Spec(
-        lambda text, label: parse_objectives(text, label),
-        lambda v: None if _is_int(v) and 1 <= v <= 4 else "is out of range (allowed: 1 to 4)",
-    ),
-    "debug": _boolean(),
-    "flops": Spec(
-        parse_flops,
-        lambda v: None if _is_real(v) and v > 0 else "is out of range (allowed: a number > 0)",
-    ),
-    "quant_scheme": _choice(QUANT_SCHEMES),
-    "morphisms": _boolean(),
-    "pruning": _boolean(),
-    "prune_method": _pattern(r"[A-Za-z_][\w-]*", "is not a pruning method name"),
-    "keep_ratio": _real(0.0, 1.0, "a number in (0, 1]"),
-    "finetune_epochs": _integer(0),
-    "train_batch_size": _integer(1),
-    "splitter": _boolean(),
-    "seed": _integer(0),
-    "device": _pattern(
-        r"auto|cpu|cuda(:\d+)?", "is not a device (allowed: auto, cpu, cuda, cuda:N)", lower=True
-    ),
-    "max_model_size": _optional(parse_size, "a size in bytes", _is_int),
-    "max_working_memory": _optional(parse_size, "a size in bytes", _is_int),
-    "max_latency": _optional(parse_duration, "a duration in seconds", _is_real),
-    "tolerance": _real(0.0, None, "a number >= 0; 0 disables the stopper"),
-    "patience": _integer(1),
-    "ref_point": Spec(_parse_ref_point, _check_ref_point),
-    "generator": _choice(GENERATORS),
-    "num_candidates": _integer(8),
-    "cost_scale": _choice(COST_SCALES),
-    "imp_rate": _share(zero=False, optional=True),
-    "imp_rounds": _integer(0),
-    "rewind_epoch": _integer(0),
-    "snip_batches": _integer(1),
-    "dst_interval": _integer(0),
-    "dst_drop_fraction": _share(zero=True),
-    "dst_regrow": _choice(("random", "gradient")),
-    "executor": _choice(EXECUTORS),
-    "deploy_check": _choice(DEPLOY_CHECKS),
-    "runtime": _choice(RUNTIMES),
-    "latency_model": _choice(LATENCY_MODELS),
-    "board": Spec(_parse_board, _check_board),
-    "latency_hook": _pattern(
-        _FUNCTION, "is not a function (allowed: 'package.module:function', or none)", optional=True
-    ),
-    "reserve_ram": _integer_size(),
-    "reserve_flash": _integer_size(),
-    "workers": _integer(1),
-    "threads": _integer(1),
-    "ray_address": _pattern(
-        r"auto|local|[\w.-]+:\d+", "is not a Ray address (allowed: auto, local, host:port)"
-    ),
-    "num_cpus": _real(0.0, None, "a number >= 0"),
-    "num_gpus": _real(0.0, None, "a number >= 0"),
+    ).declare("digits_cnn", "a registered problem name or 'package.module:function'"),
     "arm": Spec(
         _parse_arm,
         lambda v: (
             None
-            if _is_int(v) and v >= 0
+            if is_int(v) and v >= 0
             else "is not a trial index (allowed: an integer >= 0, or SpArSeMod's 3_0 form)"
         ),
+    ).declare(0, "[TEST]: trial index to retrain, e.g. 3 (SpArSeMod's 3_0 also works)"),
+    # the budget
+    "r1": integer(1).declare(2, "rounds of Sobol, >= 1"),
+    "r2": integer(0).declare(4, "rounds of GP-based optimization, >= 0"),
+    "r3": integer(0).declare(2, "rounds of morphisms ranked by the GP, >= 0"),
+    "epochs1": integer(1).declare(3, "training epochs of a candidate in phase 1, >= 1"),
+    "epochs2": integer(1).declare(4, "training epochs of a candidate in phase 2, >= 1"),
+    "epochs3": integer(1).declare(4, "training epochs of a candidate in phase 3, >= 1"),
+    "epochs": integer(1).declare(5, "[TEST]: training epochs before testing, >= 1"),
+    "batch_size": integer(1).declare(2, "arms per round, chosen jointly in the GP phase, >= 1"),
+    "objectives": Spec(
+        lambda text, label: parse_objectives(text, label),
+        lambda v: None if is_int(v) and 1 <= v <= 4 else "is out of range (allowed: 1 to 4)",
+    ).declare(
+        3, "1 error; 2 + model size; 3 + working memory; 4 + latency; or SpArSeMod's [0, 1, 2]"
+    ),
+    "morphisms": boolean().declare(True, "run the morphism phase at all"),
+    # how a candidate is trained and compressed
+    "train_batch_size": integer(1).declare(64, "SGD batch size, >= 1"),
+    "pruning": boolean().declare(True, "prune the networks"),
+    "prune_method": pattern(r"[A-Za-z_][\w-]*", "is not a pruning method name").declare(
+        "magnitude",
+        "magnitude (global), magnitude_layerwise (SpArSe), l1_structured, imp, snip or "
+        "dynamic_sparse",
+    ),
+    "keep_ratio": real(0.0, 1.0, "a number in (0, 1]").declare(
+        0.5, "share of weights kept, in (0, 1], when the space has no keep_ratio"
+    ),
+    "finetune_epochs": integer(0).declare(1, "epochs of training after pruning, >= 0"),
+    "imp_rate": share(zero=False, optional=True).declare(
+        None, "imp: share of the remaining weights pruned a round, in (0, 1) (none: 0.2)"
+    ),
+    "imp_rounds": integer(0).declare(0, "imp: rounds to reach keep_ratio, 0 = as the rate needs"),
+    "rewind_epoch": integer(0).declare(0, "imp: epoch the survivors rewind to, 0 = initialisation"),
+    "snip_batches": integer(1).declare(4, "snip: batches the connection sensitivity sums over"),
+    "dst_interval": integer(0).declare(
+        0, "dynamic_sparse: optimizer steps between updates, 0 = once an epoch"
+    ),
+    "dst_drop_fraction": share(zero=True).declare(
+        0.3, "dynamic_sparse: share dropped and regrown at an update, in [0, 1)"
+    ),
+    "dst_regrow": choice(("random", "gradient")).declare(
+        "random", "dynamic_sparse: random (SET) or gradient (RigL)"
+    ),
+    "quant_scheme": choice(QUANT_SCHEMES).declare(
+        "post",
+        "post (static int8), dynamic (int8 weights of Linear/LSTM/GRU), both or none; "
+        "runtime = tflm deploys post (or both)",
+    ),
+    "splitter": boolean().declare(
+        False, "the problem batches sequences of different lengths with its collate_fn"
+    ),
+    "seed": integer(0).declare(0, "seed of the search and of every trial, >= 0"),
+    "device": pattern(
+        r"auto|cpu|cuda(:\d+)?", "is not a device (allowed: auto, cpu, cuda, cuda:N)", lower=True
+    ).declare("auto", "where candidates train: auto, cpu, cuda or cuda:N"),
+    "debug": boolean().declare(False, "keep the traceback of a failed candidate"),
+    # what the objectives count
+    "runtime": choice(RUNTIMES).declare(
+        "tflm",
+        "whose counts model size and working memory are: tflm (the .tflite flatbuffer and "
+        "the smallest arena TensorFlow Lite Micro runs it in) or ideal (SpArSe's sparse "
+        "storage and peak live activations)",
+    ),
+    "flops": Spec(
+        parse_flops,
+        lambda v: None if is_real(v) and v > 0 else "is out of range (allowed: a number > 0)",
+    ).declare(1e8, "operations per second of the device, e.g. 100M: latency = FLOPs / this"),
+    "latency_model": choice(LATENCY_MODELS).declare(
+        "flops", "flops (FLOPs / flops) or ops (cycles per MAC per op type on the board's core)"
+    ),
+    "latency_hook": pattern(
+        _FUNCTION, "is not a function (allowed: 'package.module:function', or none)", optional=True
+    ).declare(
+        None,
+        "'package.module:function' given each trained candidate's .tflite artifact, "
+        "returning seconds measured on the device: the trial's latency_s, the model's kept "
+        "as latency_model_s (needs runtime = tflm and litert-torch; set ref_point's latency "
+        "when the board is far from the model)",
+    ),
+    "board": Spec(_parse_board, _check_board).declare(
+        None,
+        "the device: a name from `sparsemod boards`, or a [BOARD] section; its SRAM - "
+        "reserve_ram and flash - reserve_flash become the memory limits unless set lower",
+    ),
+    "reserve_ram": size().declare(0, "SRAM the application keeps for itself, e.g. 16KB"),
+    "reserve_flash": size().declare(0, "flash the application keeps for itself, e.g. 128KB"),
+    # hard limits, the stopper, the hypervolume
+    "max_model_size": optional(parse_size, "a size in bytes", is_int).declare(
+        None, "hard limit on model size, e.g. 64KB: candidates over it are never trained"
+    ),
+    "max_working_memory": optional(parse_size, "a size in bytes", is_int).declare(
+        None, "hard limit on working memory, e.g. 8KB"
+    ),
+    "max_latency": optional(parse_duration, "a duration in seconds", is_real).declare(
+        None, "hard limit on latency, e.g. 10ms"
+    ),
+    "tolerance": real(0.0, None, "a number >= 0; 0 disables the stopper").declare(
+        0.0,
+        "end the GP or morphism phase when the hypervolume gains less than this over "
+        "`patience` rounds (Sobol always runs its r1 rounds); 0 disables",
+    ),
+    "patience": integer(1).declare(2, "rounds the tolerance is measured over, >= 1"),
+    "ref_point": Spec(_parse_ref_point, _check_ref_point).declare(
+        None,
+        "hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms (none: "
+        "error 1, each cost its limit, else 1.1 x its largest over 64 Sobol points)",
+    ),
+    # how the GP chooses
+    "generator": choice(GENERATORS).declare(
+        "pool", "pool (the exact-cost candidate pool) or ax (Ax's own generator)"
+    ),
+    "num_candidates": integer(8).declare(256, "size of the GP phase's candidate pool, >= 8"),
+    "cost_scale": choice(COST_SCALES).declare(
+        "linear",
+        "how the pool's acquisition weighs the costs: linear (cost / reference) or log "
+        "(log-cost over the space's range)",
+    ),
+    "deploy_check": choice(DEPLOY_CHECKS).declare(
+        "none",
+        "at the end, export each Pareto model to tflite, executorch or onnx, run the test "
+        "split there and keep the runtime's figures (runtime_* columns)",
+    ),
+    # where trials run
+    "executor": choice(EXECUTORS).declare(
+        "sequential", "sequential, processes (a local pool) or ray"
+    ),
+    "workers": integer(1).declare(1, "trials evaluated at once by processes / ray, >= 1"),
+    "threads": integer(1).declare(
+        1, "torch threads a trial trains with, >= 1, the same in every executor"
+    ),
+    "ray_address": pattern(
+        r"auto|local|[\w.-]+:\d+", "is not a Ray address (allowed: auto, local, host:port)"
+    ).declare("local", "auto (a running cluster), local (start one) or host:port"),
+    "num_cpus": real(0.0, None, "a number >= 0").declare(1.0, "CPUs a trial asks Ray for"),
+    "num_gpus": real(0.0, None, "a number >= 0").declare(
+        0.0, "GPUs a trial asks Ray for; fractions share one"
     ),
 }
+"""Every key's one declaration: how it is read and checked, its default, one line of help."""
 
 
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``options``, or ``""``."""
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def default(key: str) -> Any:
+    """The declared default of ``key``, for the dataclass fields that carry it."""
+    return SPECS[key].default
+
+
+@dataclass(frozen=True)
+class CandidateSettings:
+    """The keys that decide how one candidate is trained, compressed and measured.
+
+    ``[TRAIN]`` (:class:`~sparsemod.config.TrainConfig`), ``[TEST]``
+    (:class:`~sparsemod.config.TestConfig`) and the evaluator
+    (:class:`~sparsemod.evaluate.EvalSettings`) all take them, under these names, with the
+    defaults and meanings of :data:`SPECS`. A key added here reaches all three.
+    """
+
+    pruning: bool = default("pruning")
+    prune_method: str = default("prune_method")
+    keep_ratio: float = default("keep_ratio")
+    finetune_epochs: int = default("finetune_epochs")
+    imp_rate: float | None = default("imp_rate")
+    imp_rounds: int = default("imp_rounds")
+    rewind_epoch: int = default("rewind_epoch")
+    snip_batches: int = default("snip_batches")
+    dst_interval: int = default("dst_interval")
+    dst_drop_fraction: float = default("dst_drop_fraction")
+    dst_regrow: str = default("dst_regrow")
+    quant_scheme: str = default("quant_scheme")
+    runtime: str = default("runtime")
+    latency_model: str = default("latency_model")
+    latency_hook: str | None = default("latency_hook")
+    board: Board | None = default("board")
+    device: str = default("device")
+    seed: int = default("seed")
+    debug: bool = default("debug")
 
 
 def check_setting(

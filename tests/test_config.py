@@ -593,3 +593,29 @@ def test_a_value_load_config_accepts_runs_and_one_it_refuses_does_not(section, i
             loaded.eval_settings(epochs_)
     else:
         loaded.eval_settings()
+
+
+def test_readme_key_tables_are_the_declarations():
+    from pathlib import Path
+
+    from sparsemod.config.docs import readme_tables
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "<!-- keys:TRAIN -->" in readme and "<!-- keys:TEST -->" in readme
+    assert readme_tables(readme) == readme, "run: python -m sparsemod.config.docs README.md"
+    # every key of a section is in its table, with its default
+    assert "| `runtime` | whose counts model size" in readme and "| `tflm` |" in readme
+
+
+def test_every_key_is_declared_once_with_help_and_a_default():
+    from sparsemod.spec import REQUIRED
+
+    for key, spec in settings.SPECS.items():
+        assert spec.help, key
+        assert (spec.default is REQUIRED) == (key == "train"), key
+        if spec.default is not REQUIRED:
+            assert spec.check(spec.default) is None, key  # a default its own check takes
+    # the sections' defaults are the declarations'
+    for cls in (TrainConfig, config.TestConfig):
+        for f in dataclasses.fields(cls):
+            assert f.default == settings.SPECS[f.name].default, (cls.__name__, f.name)

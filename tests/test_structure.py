@@ -17,9 +17,7 @@ MAX_LINES = 400
 
 # Today's modules over MAX_LINES, each at its length today: they may shrink, not grow.
 # Take a module off the list once it is MAX_LINES or shorter.
-LONG = {
-    "sparsemod/config/__init__.py": 466,
-}
+LONG: dict[str, int] = {}
 
 
 def modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:

@@ -22,7 +22,7 @@ from sparsemod.compress.masks import count_weights, make_permanent
 from sparsemod.compress.step import PruneStep
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError
-from sparsemod.settings import check_setting
+from sparsemod.settings import check_setting, default
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]
@@ -50,16 +50,16 @@ class PruneOptions:
             inactive weights with the largest gradient magnitude).
     """
 
-    imp_rate: float | None = None
-    imp_rounds: int = 0
-    rewind_epoch: int = 0
-    snip_batches: int = 4
-    dst_interval: int = 0
-    dst_drop_fraction: float = 0.3
-    dst_regrow: str = "random"
+    imp_rate: float | None = default("imp_rate")
+    imp_rounds: int = default("imp_rounds")
+    rewind_epoch: int = default("rewind_epoch")
+    snip_batches: int = default("snip_batches")
+    dst_interval: int = default("dst_interval")
+    dst_drop_fraction: float = default("dst_drop_fraction")
+    dst_regrow: str = default("dst_regrow")
 
     def __post_init__(self) -> None:
-        # The ranges are the config keys' own (one declaration, in sparsemod.config).
+        # Defaults and ranges are the config keys' own (one declaration, sparsemod.settings).
         for f in fields(self):
             check_setting(f.name, getattr(self, f.name))
         check_pruning(None, self.imp_rate, self.imp_rounds, self.rewind_epoch, None)

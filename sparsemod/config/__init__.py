@@ -4,80 +4,10 @@ The keys are SpArSeMod's, plus a few of ours. Every key is optional within its s
 except ``[DEFAULT] train``. Booleans accept true/false, yes/no, on/off, 1/0. Sizes take
 B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, M, G, T.
 
-[DEFAULT]
-  train             true: run a search ([TRAIN]); false: retrain and test one arm ([TEST])
-
-[TRAIN]
-  name              name of the search; results go to <root>/<name>/ (default digits_cnn)
-  root              folder holding the results (default results)
-  problem           a problem name or 'package.module:function' (default digits_cnn)
-  r1                rounds of Sobol, >= 1 (default 2)
-  r2                rounds of GP-based optimization, >= 0 (default 4)
-  r3                rounds of morphisms ranked by the GP, >= 0 (default 2)
-  epochs1           training epochs in phase 1, >= 1 (default 3)
-  epochs2           training epochs in phase 2, >= 1 (default 4)
-  epochs3           training epochs in phase 3, >= 1 (default 4)
-  batch_size        arms per round, >= 1 (default 2)
-  objectives        1 error; 2 + model size; 3 + working memory; 4 + latency (default 3)
-  debug             keep the traceback of a failed candidate (default false)
-  flops             operations per second of the target device, e.g. 100M (default 1e8)
-  quant_scheme      post, dynamic, both or none (default post)
-  morphisms         run the morphism phase at all (default true)
-  pruning           prune the networks (default true)
-  prune_method      the pruner's name (default magnitude)
-  keep_ratio        share of weights kept, in (0, 1], when the space has none (default 0.5)
-  finetune_epochs   epochs of training after pruning, >= 0 (default 1)
-  train_batch_size  SGD batch size, >= 1 (default 64)
-  imp_rate          imp: share of the remaining weights pruned a round, in (0, 1) (default 0.2)
-  imp_rounds        imp: rounds to reach keep_ratio, 0 = as the rate needs (default 0)
-  rewind_epoch      imp: epoch the survivors rewind to, 0 = initialisation (default 0)
-  snip_batches      snip: batches the connection sensitivity is summed over (default 4)
-  dst_interval      dynamic_sparse: steps between updates, 0 = once an epoch (default 0)
-  dst_drop_fraction dynamic_sparse: share dropped and regrown an update, in [0, 1) (default 0.3)
-  dst_regrow        dynamic_sparse: random (SET) or gradient (RigL) (default random)
-  splitter          the problem splits sequences (default false)
-  seed              seed of the search and of every trial, >= 0 (default 0)
-  device            auto, cpu, cuda or cuda:N (default auto)
-  max_model_size    hard limit on model size, e.g. 2KB (default none)
-  max_working_memory  hard limit on working memory, e.g. 8KiB (default none)
-  max_latency       hard limit on latency, e.g. 10ms (default none)
-  tolerance         end the GP or morphism phase when the hypervolume gains less than
-                    this over `patience` rounds (Sobol always runs r1 rounds); 0 disables
-                    (default 0)
-  patience          rounds the tolerance is measured over, >= 1 (default 2)
-  ref_point         hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms
-  generator         pool (exact-cost candidate pool) or ax (Ax's generator) (default pool)
-  num_candidates    size of the GP phase's candidate pool, >= 8 (default 256)
-  cost_scale        how the pool's acquisition weighs the costs: linear (cost / reference)
-                    or log (log-cost over the space's range) (default linear)
-  runtime           whose counts size and working memory are: tflm (the .tflite flatbuffer
-                    and the arena TensorFlow Lite Micro needs) or ideal (SpArSe's sparse
-                    storage and peak live activations) (default tflm)
-  latency_model     flops (FLOPs / flops) or ops (cycles per op on the board's core)
-                    (default flops)
-  latency_hook      'package.module:function' given the exported .tflite artifact, returning
-                    seconds measured on the device: latency_s, the model's kept as
-                    latency_model_s (needs runtime = tflm and litert-torch) (default none)
-  board             the device: a name from `sparsemod boards`, or a [BOARD] section; its
-                    SRAM and flash become max_working_memory and max_model_size (default none)
-  reserve_ram       SRAM the application keeps for itself, e.g. 16KB (default 0)
-  reserve_flash     flash the application keeps for itself, e.g. 128KB (default 0)
-  deploy_check      check each Pareto model in tflite, executorch or onnx (default none)
-  executor          sequential, processes (a local pool) or ray (default sequential)
-  workers           trials evaluated at once by processes / ray, >= 1 (default 1)
-  threads           torch threads a trial trains with, >= 1; the same in every executor,
-                    so a seed gives the same network wherever it ran (default 1)
-  ray_address       auto (a running cluster), local (start one) or host:port (default local)
-  num_cpus          CPUs a trial asks Ray for, >= 0 (default 1)
-  num_gpus          GPUs a trial asks Ray for, fractions share one (default 0)
-
-[TEST]
-  name, root        the finished search to read (defaults as in [TRAIN])
-  arm               trial index to retrain, e.g. 3 (SpArSeMod's 3_0 also works) (default 0)
-  epochs            training epochs before testing, >= 1 (default 5)
-  pruning, quant_scheme, objectives, splitter, prune_method, keep_ratio, finetune_epochs,
-  train_batch_size, flops, runtime, latency_model, latency_hook, board, device, seed,
-  debug             as in [TRAIN]
+Each key of [DEFAULT], [TRAIN] and [TEST], its meaning and its default, as declared once in
+:data:`sparsemod.settings.SPECS`, is listed at the end of this docstring (``python -c
+"import sparsemod.config; help(sparsemod.config)"``) and in README.md's key table, both
+written from those declarations (:func:`key_table`, :func:`markdown_table`).
 
 [BOARD]             your own board, instead of board = NAME
   name              its name (default custom)
@@ -100,7 +30,16 @@ from sparsemod.config.resume import RESUMABLE_KEYS, resume_changes
 from sparsemod.core.boards import BOARD_KEYS, Board, custom_board
 from sparsemod.errors import ConfigError
 from sparsemod.hooks import check_latency_hook
-from sparsemod.settings import OBJECTIVES, SPECS, Spec, check_setting, did_you_mean
+from sparsemod.settings import (
+    OBJECTIVES,
+    SPECS,
+    CandidateSettings,
+    Spec,
+    check_setting,
+    default,
+    did_you_mean,
+)
+from sparsemod.spec import key_table
 
 if TYPE_CHECKING:
     from sparsemod.evaluate import EvalSettings
@@ -167,75 +106,52 @@ def _eval_settings(config: Any, epochs: int, score_test: bool) -> EvalSettings:
     # Imported here: config sits below evaluate (and torch) in the dependency order.
     from sparsemod.evaluate import EvalSettings
 
-    same = ("pruning", "prune_method", "keep_ratio", "finetune_epochs", "quant_scheme")
-    same += ("device", "seed", "debug", "imp_rate", "imp_rounds", "rewind_epoch")
-    same += ("snip_batches", "dst_interval", "dst_drop_fraction", "dst_regrow")
-    same += ("runtime", "latency_model", "latency_hook", "board")
     return EvalSettings(
         epochs=epochs,
         batch_size=config.train_batch_size,
         target_flops=config.flops,
         score_test=score_test,
-        **{name: getattr(config, name) for name in same},
+        **{f.name: getattr(config, f.name) for f in fields(CandidateSettings)},
     )
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The ``[TRAIN]`` section: one search. See the module docstring for each key."""
+class TrainConfig(CandidateSettings):
+    """The ``[TRAIN]`` section: one search. Each key's meaning and default: ``SPECS``."""
 
-    name: str = "digits_cnn"
-    root: str = "results"
-    problem: str = "digits_cnn"
-    r1: int = 2
-    r2: int = 4
-    r3: int = 2
-    epochs1: int = 3
-    epochs2: int = 4
-    epochs3: int = 4
-    batch_size: int = 2
-    objectives: int = 3
-    debug: bool = False
-    flops: float = 1e8
-    quant_scheme: str = "post"
-    morphisms: bool = True
-    pruning: bool = True
-    prune_method: str = "magnitude"
-    keep_ratio: float = 0.5
-    finetune_epochs: int = 1
-    train_batch_size: int = 64
-    imp_rate: float | None = None
-    imp_rounds: int = 0
-    rewind_epoch: int = 0
-    snip_batches: int = 4
-    dst_interval: int = 0
-    dst_drop_fraction: float = 0.3
-    dst_regrow: str = "random"
-    splitter: bool = False
-    seed: int = 0
-    device: str = "auto"
-    max_model_size: int | None = None
-    max_working_memory: int | None = None
-    max_latency: float | None = None
-    tolerance: float = 0.0
-    patience: int = 2
-    ref_point: tuple[float, ...] | None = None
-    generator: str = "pool"
-    num_candidates: int = 256
-    cost_scale: str = "linear"
-    runtime: str = "tflm"
-    latency_model: str = "flops"
-    latency_hook: str | None = None
-    board: Board | None = None
-    reserve_ram: int = 0
-    reserve_flash: int = 0
-    deploy_check: str = "none"
-    executor: str = "sequential"
-    workers: int = 1
-    threads: int = 1
-    ray_address: str = "local"
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    name: str = default("name")
+    root: str = default("root")
+    problem: str = default("problem")
+    r1: int = default("r1")
+    r2: int = default("r2")
+    r3: int = default("r3")
+    epochs1: int = default("epochs1")
+    epochs2: int = default("epochs2")
+    epochs3: int = default("epochs3")
+    batch_size: int = default("batch_size")
+    objectives: int = default("objectives")
+    morphisms: bool = default("morphisms")
+    train_batch_size: int = default("train_batch_size")
+    splitter: bool = default("splitter")
+    flops: float = default("flops")
+    reserve_ram: int = default("reserve_ram")
+    reserve_flash: int = default("reserve_flash")
+    max_model_size: int | None = default("max_model_size")
+    max_working_memory: int | None = default("max_working_memory")
+    max_latency: float | None = default("max_latency")
+    tolerance: float = default("tolerance")
+    patience: int = default("patience")
+    ref_point: tuple[float, ...] | None = default("ref_point")
+    generator: str = default("generator")
+    num_candidates: int = default("num_candidates")
+    cost_scale: str = default("cost_scale")
+    deploy_check: str = default("deploy_check")
+    executor: str = default("executor")
+    workers: int = default("workers")
+    threads: int = default("threads")
+    ray_address: str = default("ray_address")
+    num_cpus: float = default("num_cpus")
+    num_gpus: float = default("num_gpus")
 
     def __post_init__(self) -> None:
         _validate(self, "TRAIN", ("epochs1", "epochs2", "epochs3"))
@@ -276,38 +192,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class TestConfig:
+class TestConfig(CandidateSettings):
     """The ``[TEST]`` section: retrain one arm of a finished search and score it on test."""
 
     __test__ = False  # not a pytest test class, whatever its name says
 
-    name: str = "digits_cnn"
-    root: str = "results"
-    arm: int = 0
-    epochs: int = 5
-    pruning: bool = True
-    quant_scheme: str = "post"
-    objectives: int = 3
-    splitter: bool = False
-    prune_method: str = "magnitude"
-    keep_ratio: float = 0.5
-    finetune_epochs: int = 1
-    train_batch_size: int = 64
-    imp_rate: float | None = None
-    imp_rounds: int = 0
-    rewind_epoch: int = 0
-    snip_batches: int = 4
-    dst_interval: int = 0
-    dst_drop_fraction: float = 0.3
-    dst_regrow: str = "random"
-    flops: float = 1e8
-    runtime: str = "tflm"
-    latency_model: str = "flops"
-    latency_hook: str | None = None
-    board: Board | None = None
-    device: str = "auto"
-    seed: int = 0
-    debug: bool = False
+    name: str = default("name")
+    root: str = default("root")
+    arm: int = default("arm")
+    epochs: int = default("epochs")
+    objectives: int = default("objectives")
+    splitter: bool = default("splitter")
+    train_batch_size: int = default("train_batch_size")
+    flops: float = default("flops")
 
     def __post_init__(self) -> None:
         _validate(self, "TEST", ("epochs",))
@@ -331,10 +228,15 @@ class RunConfig:
     source: str
 
 
+def _in_declared_order(cls: type) -> tuple[str, ...]:
+    names = {f.name for f in fields(cls)}
+    return tuple(k for k in SPECS if k in names)
+
+
 _KEYS: dict[str, tuple[str, ...]] = {
     "DEFAULT": ("train",),
-    "TRAIN": tuple(f.name for f in fields(TrainConfig)),
-    "TEST": tuple(f.name for f in fields(TestConfig)),
+    "TRAIN": _in_declared_order(TrainConfig),
+    "TEST": _in_declared_order(TestConfig),
     "BOARD": BOARD_KEYS,
 }
 
@@ -464,3 +366,15 @@ def load_config(
     if "TEST" in sections:
         test_config = _build(TestConfig, "TEST", sections["TEST"], board)
     return RunConfig(train, train_config, test_config, source)
+
+
+def section_keys(section: str) -> tuple[str, ...]:
+    """The keys ``section`` takes (``DEFAULT``, ``TRAIN``, ``TEST`` or ``BOARD``), in the
+    order of their declarations."""
+    return _KEYS[section]
+
+
+if __doc__ is not None:  # python -OO drops docstrings
+    __doc__ += "\n" + "\n\n".join(
+        key_table(f"[{s}]", _KEYS[s], SPECS) for s in ("DEFAULT", "TRAIN", "TEST")
+    )

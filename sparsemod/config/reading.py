@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparsemod.errors import ConfigError
-from sparsemod.settings import did_you_mean
+from sparsemod.spec import did_you_mean
 
 SECTIONS = ("DEFAULT", "TRAIN", "TEST", "BOARD")
 

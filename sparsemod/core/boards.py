@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sparsemod.errors import ConfigError
-from sparsemod.settings import did_you_mean
+from sparsemod.spec import did_you_mean
 from sparsemod.units import parse_clock, parse_size
 
 KB = 1024
