@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from sparsemod.core.vocabulary import SEARCH_STATUSES, TRIAL_STATUSES
 from sparsemod.store import SearchRecord, TrialRecord
 
-SearchStatus = Literal["queued", "running", "cancelling", "cancelled", "done", "failed"]
-TrialStatus = Literal["running", "completed", "failed"]
+# The statuses are the core's (sparsemod.core.vocabulary), as the schema's enums.
+SearchStatus = Literal[SEARCH_STATUSES]  # type: ignore[valid-type]
+TrialStatus = Literal[TRIAL_STATUSES]  # type: ignore[valid-type]
 ParamValue = StrictBool | StrictInt | StrictFloat | StrictStr
 ConfigScalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
 ConfigValue = ConfigScalar | list[StrictBool | StrictInt | StrictFloat | StrictStr]

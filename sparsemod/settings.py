@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sparsemod.core.vocabulary import OBJECTIVES
 from sparsemod.errors import ConfigError
 from sparsemod.spec import (
     NONE,
@@ -68,7 +69,6 @@ __all__ = [
     "parse_size",
 ]
 
-OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes", "latency_s")
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
 COST_SCALES = ("linear", "log")

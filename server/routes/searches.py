@@ -30,6 +30,7 @@ from server.schemas import (
     public_config,
     search_fields,
 )
+from sparsemod.core.vocabulary import FINISHED
 from sparsemod.store import SearchRecord, Store
 
 router = APIRouter(prefix="/searches", tags=["searches"])
@@ -40,7 +41,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 
 _NOT_FOUND = {404: error("no search with this id")}
 _INVALID = {422: error("a parameter is not valid")}
-_FINISHED = ("done", "failed", "cancelled")
+_FINISHED = FINISHED
 
 
 class CSVResponse(Response):

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-COMPLETED = "completed"
-FAILED = "failed"
+from sparsemod.core.vocabulary import TrialStatus
+
+COMPLETED = TrialStatus.COMPLETED.value
+FAILED = TrialStatus.FAILED.value
 
 
 @dataclass(frozen=True)

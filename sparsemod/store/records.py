@@ -1,4 +1,5 @@
-"""The store's vocabulary: search and trial statuses, metric names, and frozen records.
+"""The store's records, and the vocabulary it keeps (statuses and metric names, declared
+in :mod:`sparsemod.core.vocabulary`).
 
 Everything a :class:`~sparsemod.store.Store` hands out is one of these records, never an
 ORM object, so no caller can hold a session open or write behind the store's back.
@@ -11,32 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-SEARCH_STATUSES = ("queued", "running", "cancelling", "cancelled", "done", "failed")
-TRIAL_STATUSES = ("running", "completed", "failed")
-RUNTIME_METRICS = (
-    "runtime_accuracy_test",
-    "runtime_model_bytes",
-    "runtime_memory_bytes",
-    "runtime_activation_bytes",
-    "runtime_persistent_bytes",
-)
-"""What the deploy check (``deploy_check``) reads from the runtime for a Pareto member."""
-METRICS = (
-    "error",
-    "accuracy_val",
-    "accuracy_val_float",
-    "accuracy_test",
-    "model_size_bytes",
-    "dense_size_bytes",
-    "working_memory_bytes",
-    "flops",
-    "latency_s",
-    "latency_model_s",
-    "sparsity",
-    "train_seconds",
-    "total_seconds",
-    *RUNTIME_METRICS,
-)
+from sparsemod.core.vocabulary import METRICS, RUNTIME_METRICS, SEARCH_STATUSES, TRIAL_STATUSES
+
+__all__ = [
+    "HISTORY_KEYS",
+    "METRICS",
+    "RUNTIME_METRICS",
+    "SEARCH_STATUSES",
+    "TRIAL_STATUSES",
+    "ModelRecord",
+    "SearchRecord",
+    "TrialRecord",
+]
+
 HISTORY_KEYS = ("stage", "epoch", "loss", "val_accuracy", "sparsity")
 
 
