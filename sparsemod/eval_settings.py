@@ -89,4 +89,4 @@ class EvalSettings(CandidateSettings):
 
     def prune_options(self) -> PruneOptions:
         """The settings of the multi-step pruning methods."""
-        return PruneOptions(**{f.name: getattr(self, f.name) for f in fields(PruneOptions)})
+        return PruneOptions(**{f.name: getattr(self, f.name) for f in fields(CandidateSettings)})

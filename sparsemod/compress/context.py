@@ -22,44 +22,25 @@ from sparsemod.compress.masks import count_weights, make_permanent
 from sparsemod.compress.step import PruneStep
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError
-from sparsemod.settings import check_setting, default
+from sparsemod.settings import CandidateSettings, check_setting
 from sparsemod.train import TrainSettings, accuracy, train
 
 AfterStep = Callable[[nn.Module], None]
 
 
 @dataclass(frozen=True)
-class PruneOptions:
-    """Settings of the methods that prune over several steps.
+class PruneOptions(CandidateSettings):
+    """The candidate's settings as a pruning method reads them.
 
-    Args:
-        imp_rate: ``imp``: share of the remaining weights pruned each round; ``None``
-            means 0.2, or, when ``imp_rounds`` is given, the rate that reaches the keep
-            ratio in exactly that many rounds.
-        imp_rounds: ``imp``: number of rounds; 0 means as many as ``imp_rate`` needs to
-            reach the keep ratio (the last round prunes only what is left to prune).
-        rewind_epoch: ``imp``: rewind the surviving weights to their values after this
-            epoch of the dense training; 0 is the initialisation (the original lottery
-            ticket), ``k > 0`` is "late rewinding".
-        snip_batches: ``snip``: training batches the connection sensitivity is summed over.
-        dst_interval: ``dynamic_sparse``: optimizer steps between two prune-and-regrow
-            updates; 0 means once per epoch.
-        dst_drop_fraction: ``dynamic_sparse``: share of each layer's active weights
-            dropped (and regrown) at the first update, decayed to 0 by a cosine schedule.
-        dst_regrow: ``dynamic_sparse``: ``random`` (SET) or ``gradient`` (RigL: the
-            inactive weights with the largest gradient magnitude).
+    Every key of :class:`~sparsemod.settings.CandidateSettings`, each method's options
+    among them (``imp_rate``, ``imp_rounds``, ``rewind_epoch``, ``snip_batches``,
+    ``dst_interval``, ``dst_drop_fraction``, ``dst_regrow``; meanings, defaults and ranges
+    in :data:`sparsemod.settings.SPECS`), checked against their declarations. A method's
+    new option is one declaration there and a field of ``CandidateSettings``: the config,
+    the evaluator and this record take it from there.
     """
 
-    imp_rate: float | None = default("imp_rate")
-    imp_rounds: int = default("imp_rounds")
-    rewind_epoch: int = default("rewind_epoch")
-    snip_batches: int = default("snip_batches")
-    dst_interval: int = default("dst_interval")
-    dst_drop_fraction: float = default("dst_drop_fraction")
-    dst_regrow: str = default("dst_regrow")
-
     def __post_init__(self) -> None:
-        # Defaults and ranges are the config keys' own (one declaration, sparsemod.settings).
         for f in fields(self):
             check_setting(f.name, getattr(self, f.name))
         check_pruning(None, self.imp_rate, self.imp_rounds, self.rewind_epoch, None)
