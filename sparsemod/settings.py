@@ -229,6 +229,9 @@ SPECS: dict[str, Spec] = {
     "dst_regrow": choice(("random", "gradient")).declare(
         "random", "dynamic_sparse: random (SET) or gradient (RigL)"
     ),
+    "dst_end": real(0.0, 1.0, "a number in (0, 1]").declare(
+        0.75, "dynamic_sparse: share of training after which the masks stop moving (RigL's T_end)"
+    ),
     "quant_scheme": choice(QUANT_SCHEMES).declare(
         "post",
         "post (static int8), dynamic (int8 weights of Linear/LSTM/GRU), both or none; "
@@ -353,6 +356,7 @@ class CandidateSettings:
     dst_interval: int = default("dst_interval")
     dst_drop_fraction: float = default("dst_drop_fraction")
     dst_regrow: str = default("dst_regrow")
+    dst_end: float = default("dst_end")
     quant_scheme: str = default("quant_scheme")
     runtime: str = default("runtime")
     latency_model: str = default("latency_model")

@@ -10,7 +10,8 @@ layer drops the active weights of smallest magnitude and regrows as many inactiv
 * ``dst_regrow = gradient`` (RigL): those with the largest dense gradient, started at 0.
 
 The share dropped starts at ``dst_drop_fraction`` and decays to 0 on a cosine, with the
-last update at 75 % of training (RigL's schedule), so the final connections get trained.
+last update at ``dst_end`` of training (0.75: RigL's schedule), so the final connections
+get trained.
 Each layer's count never changes, so the density is exact throughout; at the end the masks
 are attached (and held by any later training) and made permanent by the evaluator.
 
@@ -37,8 +38,6 @@ from sparsemod.compress.masks import (
     require_prunable,
 )
 from sparsemod.compress.step import PruneStep
-
-_LAST_UPDATE = 0.75
 
 
 def random_masks(
@@ -72,7 +71,7 @@ class _Updater:
         self.context, self.like, self.gen = context, like, gen
         self.per_epoch = context.steps_per_epoch()
         self.interval = opts.dst_interval or self.per_epoch
-        self.last = int(_LAST_UPDATE * context.settings.epochs * self.per_epoch)
+        self.last = int(opts.dst_end * context.settings.epochs * self.per_epoch)
         self.fraction, self.regrow = opts.dst_drop_fraction, opts.dst_regrow
         self.t = 0
         self.steps: list[PruneStep] = []

@@ -11,6 +11,7 @@ from sparsemod.compress import PruneContext, PruneOptions, PruneStep, make_perma
 from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, random_masks
 from sparsemod.compress.masks import named_prunable
 from sparsemod.data import load_digits
+from sparsemod.errors import ConfigError
 from sparsemod.evaluate import EvalSettings, evaluate
 from sparsemod.problems import get_problem
 from sparsemod.train import TrainSettings, seeded
@@ -104,3 +105,17 @@ def test_in_the_evaluator_it_replaces_the_dense_training():
     # each layer keeps round(0.3 * n): 64*128 -> 2458, 128*64 -> 2458, 64*10 -> 192
     assert r.sparsity == pytest.approx(1 - (2458 + 2458 + 192) / (8192 + 8192 + 640))
     assert r.accuracy_val >= 0.85
+
+
+def test_dst_end_moves_the_last_update_and_reaches_the_evaluator(digits):
+    # dst_end: one declaration in sparsemod.settings; the config and the evaluator take it
+    from sparsemod.config import load_config
+
+    m = _mlp()
+    steps = DynamicSparse().run(m, 0.25, _context(digits, dst_interval=5, dst_end=0.5))
+    regrows = [s.detail["step"] for s in steps if s.stage == "regrow"]
+    assert regrows == list(range(5, 41, 5))  # every 5 steps until half of the 80
+    cfg = load_config(None, ["DEFAULT.train=true", "TRAIN.dst_end=0.5"]).train_config
+    assert cfg.eval_settings(1).prune_options().dst_end == 0.5
+    with pytest.raises(ConfigError, match=r"dst_end: '1.5' is out of range"):
+        load_config(None, ["DEFAULT.train=true", "TRAIN.dst_end=1.5"])
