@@ -23,7 +23,7 @@ the predicted costs of Sobol points of the space (exact for layerwise pruning).
 
     python bench/search_quality.py                  # 5 seeds x 6 methods x 40 candidates
     python bench/search_quality.py --seeds 0 1 2 --jobs 2
-    python bench/search_quality.py --quick          # smoke run: 1 seed, 8 candidates, 1 epoch
+    python bench/search_quality.py --quick          # smoke run: 1 seed, 6 candidates, 1 epoch
 
 Writes results/bench/search_quality.md, search_quality.png and one JSON per run under
 results/bench/search_quality/.
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     ap.add_argument("--samples", type=int, default=512, help="Sobol points for the ranges")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
-    ap.add_argument("--quick", action="store_true", help="1 seed, 8 candidates, 1 epoch")
+    ap.add_argument("--quick", action="store_true", help="1 seed, 6 candidates, 1 epoch")
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     if args.quick:
-        args.seeds, args.budget, args.epochs, args.samples = [0], 8, 1, 64
+        args.seeds, args.budget, args.epochs, args.samples = [0], 6, 1, 64
     if args.budget < 4:
         ap.error(f"--budget {args.budget}: at least 4 candidates (two rounds of two)")
     run_dir = args.out / "search_quality"

@@ -36,7 +36,6 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
-from sparsemod.objectives.tracer import trace
 from sparsemod.settings import check_setting
 
 
@@ -107,7 +106,7 @@ class CostModel:
             costs["model_size_bytes"] += extra_size_bytes
         else:
             tflm = graph_costs(graph)
-            f = graph_flops(trace(float_model, example[:1]))
+            f = graph_flops(graph.traced)
             costs = {
                 "model_size_bytes": tflm.flatbuffer_bytes,
                 "working_memory_bytes": tflm.arena_bytes,

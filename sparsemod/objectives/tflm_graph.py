@@ -79,12 +79,17 @@ class Op:
 
 @dataclass
 class Graph:
-    """The subgraph: tensors in the converter's index order, ops in execution order."""
+    """The subgraph: tensors in the converter's index order, ops in execution order.
+
+    ``traced`` is the ``torch.fx`` trace it was lowered from (the other objectives read it
+    too, so a network is traced once).
+    """
 
     tensors: list[Tensor] = field(default_factory=list)
     ops: list[Op] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
+    traced: Any = field(default=None, repr=False, compare=False)
 
 
 _WRAPPER = (
@@ -355,7 +360,9 @@ def lower(model: nn.Module, example: torch.Tensor) -> Graph:
             w.input = w.act(w._shape(node), _INPUT)
             w.value[node] = (w.input, "nchw" if len(w.input.shape) in (3, 4) else "flat")
         elif node.op == "output":
-            return w.finish(w.value[node.args[0]][0])
+            graph = w.finish(w.value[node.args[0]][0])
+            graph.traced = gm
+            return graph
         elif node.op == "call_module":
             mod = gm.get_submodule(node.target)
             src = w.value[node.args[0]]
