@@ -36,7 +36,7 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
-from sparsemod.settings import check_setting
+from sparsemod.settings import check_setting, default
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ class CostModel:
         board: the device, needed for ``latency_model = ops``.
     """
 
-    runtime: str = "tflm"
-    latency_model: str = "flops"
-    target_flops: float = 1e8
+    runtime: str = default("runtime")
+    latency_model: str = default("latency_model")
+    target_flops: float = default("flops")
     board: Board | None = None
 
     def __post_init__(self) -> None:
