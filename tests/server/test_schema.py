@@ -19,6 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.config import SchemathesisConfig
 
 from sparsemod.store import Store
@@ -100,16 +101,22 @@ def test_links_lead_to_real_trials(live, seeder) -> None:
                     reached[input.transition.id] += 1
             return output
 
+    settings = hypothesis_settings(
+        max_examples=STATEFUL_EXAMPLES,
+        stateful_step_count=10,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     try:
-        Workflow.run(
-            settings=hypothesis_settings(
-                max_examples=STATEFUL_EXAMPLES,
-                stateful_step_count=10,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-        )
+        try:
+            Workflow.run(settings=settings)
+        except FlakyStrategyDefinition:
+            # The live server's state carries over between hypothesis' runs (a run cancels
+            # a search whose links a later run follows), so a replayed prefix can draw
+            # differently: hypothesis reports that as a flaky strategy, not as a wrong
+            # answer (the checks in step() raise those). Seen once in 9 CI runs; run again.
+            Workflow.run(settings=settings)
     finally:
         store.close()
     # Seeded trials were reached by following links: from a Pareto set, a page of trials or
