@@ -13,6 +13,8 @@ _LAZY = {
     "get_problem": "sparsemod.problems",
     "Problem": "sparsemod.problems",
     "Search": "sparsemod.search",
+    "Study": "sparsemod.search",
+    "SearchSpace": "sparsemod.space",
 }
 
 
@@ -25,4 +27,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'sparsemod' has no attribute {name!r}")
 
 
-__all__ = ["EvalSettings", "Problem", "Search", "evaluate", "get_problem", "load_results"]
+__all__ = [
+    "EvalSettings", "Problem", "Search", "SearchSpace", "Study", "evaluate", "get_problem",
+    "load_results",
+]  # fmt: skip

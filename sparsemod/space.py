@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sparsemod.errors import ConfigError
@@ -88,6 +88,12 @@ class FixedParam:
 
 
 Param = IntParam | FloatParam | ChoiceParam | FixedParam
+_KINDS: dict[type, str] = {
+    IntParam: "int",
+    FloatParam: "float",
+    ChoiceParam: "choice",
+    FixedParam: "fixed",
+}
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,37 @@ class SearchSpace:
                 raise ConfigError(f"parameter {name!r}: cannot read {value!r}") from None
             out[name] = value
         return self.validate(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as JSON data (:meth:`from_dict` reads it back): a study stores it."""
+        return {
+            "parameters": [{"kind": _KINDS[type(p)], **asdict(p)} for p in self.parameters],
+            "reference": dict(self.reference),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """The space :meth:`to_dict` wrote.
+
+        Raises:
+            ConfigError: a parameter of unknown kind or with missing fields.
+        """
+        by_kind = {kind: c for c, kind in _KINDS.items()}
+        params = []
+        for raw in data.get("parameters", []):
+            raw = dict(raw)
+            kind = raw.pop("kind", None)
+            if kind not in by_kind:
+                raise ConfigError(
+                    f"search space: parameter kind {kind!r} is not one of {list(by_kind)}"
+                )
+            if kind == "choice":
+                raw["values"] = tuple(raw.get("values", ()))
+            try:
+                params.append(by_kind[kind](**raw))
+            except TypeError as exc:
+                raise ConfigError(f"search space: parameter {raw.get('name')!r}: {exc}") from None
+        return cls(tuple(params), dict(data.get("reference") or {}))
 
     def with_parameters(self, extra: Iterable[Param]) -> SearchSpace:
         """A copy of this space with more parameters (for example a keep ratio)."""

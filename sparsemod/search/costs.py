@@ -1,10 +1,11 @@
 """The exact costs of candidates before training, cached, and what follows from them.
 
-Size, working memory, FLOPs and latency follow from a candidate's parameters alone
-(:func:`sparsemod.evaluate.predict_costs` builds it, applies the structural part of
-compression and counts). :class:`Costs` computes each candidate once, remembers those that
-do not build, filters candidates over a hard limit, derives the reference point and maps
-costs onto the scale the acquisition sees.
+Size, working memory, FLOPs and latency follow from a candidate's parameters alone (for a
+problem, :func:`sparsemod.evaluate.predict_costs` builds it, applies the structural part
+of compression and counts; an ask/tell study may give its own cost function).
+:class:`Costs` computes each candidate once, remembers those that do not build, filters
+candidates over a hard limit, derives the reference point and maps costs onto the scale
+the acquisition sees.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from typing import Any
 import torch
 
 from sparsemod.errors import BuildError, ConfigError
-from sparsemod.evaluate import COMPLETED, FAILED, EvalSettings, TrialResult, predict_costs
-from sparsemod.problems import Problem
+from sparsemod.evaluate import COMPLETED, FAILED, TrialResult
 from sparsemod.search.encoding import Encoder, key
 
 _REFERENCE_SAMPLE = 64  # quasi-random points the reference point and log floors are read from
@@ -28,11 +28,13 @@ _REFERENCE_SEED = 7  # added to the search's seed for that sample
 
 
 class Costs:
-    """Predicted costs of candidates, by their parameters.
+    """Costs of candidates before training, by their parameters.
 
     Args:
-        problem: the problem the candidates are built by.
-        shape: ``(input_shape, num_classes)`` of its data.
+        predict: a candidate's costs by name, from its parameters alone; raises
+            :class:`~sparsemod.errors.BuildError` for one that does not build. ``None``:
+            nothing is known before training (an ask/tell study without a cost function):
+            every candidate passes the limits here and is judged by what it is told.
         constraints: hard limits by cost name.
         objectives: the objective names (error first).
         encoder: the space's encoder (draws the reference sample).
@@ -42,16 +44,14 @@ class Costs:
 
     def __init__(
         self,
-        problem: Problem,
-        shape: tuple[tuple[int, ...], int],
+        predict: Callable[[Mapping[str, Any]], Mapping[str, float]] | None,
         constraints: Mapping[str, float],
         objectives: Sequence[str],
         encoder: Encoder,
         seed: int,
         debug: bool = False,
     ) -> None:
-        self.problem = problem
-        self.shape = shape
+        self._predict = predict
         self.constraints = dict(constraints)
         self.costs = [o for o in objectives if o != "error"]
         self.encoder = encoder
@@ -61,13 +61,21 @@ class Costs:
         self.build_errors: dict[tuple, str] = {}  # by key(): why the candidate does not build
         self._floors: dict[str, float] | None = None
 
-    def predict(self, params: Mapping[str, Any], settings: EvalSettings) -> dict | None:
-        """The candidate's costs, or ``None`` when it does not build (the reason is kept)."""
+    @property
+    def exact(self) -> bool:
+        """Whether every cost is known before training."""
+        return self._predict is not None
+
+    def predict(self, params: Mapping[str, Any]) -> dict | None:
+        """The candidate's costs (empty when none are known before training), or ``None``
+        when it does not build (the reason is kept)."""
+        if self._predict is None:
+            return {}
         k = key(params)
         if k not in self._predicted:
             try:
                 with _one_thread():
-                    self._predicted[k] = predict_costs(self.problem, params, settings, *self.shape)
+                    self._predicted[k] = self._checked(self._predict(params))
             except BuildError as exc:
                 self._predicted[k] = None
                 self.build_errors[k] = str(exc)
@@ -75,13 +83,37 @@ class Costs:
                     self.build_errors[k] += "\n" + "".join(traceback.format_exception(exc))
         return self._predicted[k]
 
+    def _checked(self, found: Mapping[str, float]) -> dict[str, float]:
+        if not isinstance(found, Mapping):
+            raise ConfigError(f"the cost function returned {found!r}, not a dict of costs")
+        out = dict(found)
+        for name in self.costs:
+            value = out.get(name)
+            if name not in out:
+                raise ConfigError(
+                    f"the cost function gave no {name}: it gives every cost objective "
+                    f"({', '.join(self.costs)}); when one is known only after training, "
+                    "use costs=None and tell them all"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"the cost function gave {name} = {value!r}, not a number")
+            if not math.isfinite(value):
+                raise ConfigError(f"the cost function gave {name} = {value!r}, not a finite number")
+        return out
+
+    def why(self, params: Mapping[str, Any]) -> str:
+        """Why ``params`` do not build (empty when they do, or were never costed)."""
+        return self.build_errors.get(key(params), "")
+
     def known(self, params: Mapping[str, Any]) -> dict[str, float]:
         """The costs computed before for ``params`` (empty when none were)."""
         return self._predicted.get(key(params)) or {}
 
     def violates(self, costs: Mapping[str, float]) -> bool:
         """Whether ``costs`` break a hard limit."""
-        return any(costs[name] > limit for name, limit in self.constraints.items())
+        return any(
+            name in costs and costs[name] > limit for name, limit in self.constraints.items()
+        )
 
     def check_measured(self, result: TrialResult) -> TrialResult:
         """A trained network whose measured costs break a hard limit cannot ship.
@@ -104,10 +136,7 @@ class Costs:
         )
 
     def feasible(
-        self,
-        candidates: Sequence[Mapping[str, Any]],
-        settings: EvalSettings,
-        seen: Collection[tuple],
+        self, candidates: Sequence[Mapping[str, Any]], seen: Collection[tuple]
     ) -> list[dict[str, Any]]:
         """The candidates not in ``seen`` that build and keep every hard limit, once each."""
         out, keys = [], set()
@@ -115,43 +144,44 @@ class Costs:
             k = key(params)
             if k in seen or k in keys:
                 continue
-            costs = self.predict(params, settings)
+            costs = self.predict(params)
             if costs is None or self.violates(costs):
                 continue
             keys.add(k)
             out.append(dict(params))
         return out
 
-    def _sample(self, settings: EvalSettings) -> list[dict[str, float]]:
+    def _sample(self) -> list[dict[str, float]]:
+        if self._predict is None:
+            return []
         found = [
-            self.predict(p, settings)
+            self.predict(p)
             for p in self.encoder.sample(_REFERENCE_SAMPLE, self.seed + _REFERENCE_SEED)
         ]
         return [s for s in found if s is not None]
 
-    def reference_point(self, settings: EvalSettings) -> list[float]:
+    def reference_point(self) -> list[float]:
         """Error 1; each cost its hard limit, else 1.1 x its largest value over the space.
 
         The largest value is read from 64 quasi-random points of the space, so the point
         is fixed for the whole search (and the same for every run with the same seed).
         """
         ref = [1.0]
-        sample = self._sample(settings)
+        sample = self._sample()
         for c in self.costs:
             if c in self.constraints:
                 ref.append(float(self.constraints[c]))
             elif sample:
                 ref.append(1.1 * max(s[c] for s in sample))
             else:
+                why = "no sampled network builds" if self.exact else "no cost function"
                 raise ConfigError(
-                    "could not derive a reference point: no sampled network builds; "
-                    "set ref_point in [TRAIN]"
+                    f"could not derive a reference point for {c}: {why}; set ref_point "
+                    f"([TRAIN] ref_point, or Study(ref_point=...)) or a limit on {c}"
                 )
         return ref
 
-    def scale(
-        self, kind: str, ref_point: Sequence[float], settings: EvalSettings
-    ) -> Callable[[str, float], float]:
+    def scale(self, kind: str, ref_point: Sequence[float]) -> Callable[[str, float], float]:
         """Each cost mapped so that its reference value is 1, as the acquisition sees it.
 
         ``linear``: cost / reference. ``log``: log(cost / floor) / log(reference / floor),
@@ -162,7 +192,7 @@ class Costs:
         if kind == "linear":
             return lambda name, value: value / refs[name]
         if self._floors is None:
-            found = self._sample(settings)
+            found = self._sample()
             self._floors = {
                 c: 0.5 * max(min(s[c] for s in found), 1e-12) if found else refs[c] * 1e-3
                 for c in self.costs

@@ -8,11 +8,10 @@ transaction; a resumed search is rebuilt from these rows alone (:meth:`Journal.r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.errors import SparsemodError
 from sparsemod.evaluate import COMPLETED, FAILED
 from sparsemod.problems import Problem
@@ -35,28 +34,35 @@ class Journal:
 
     Args:
         store: the store.
-        problem: the search's problem (its name is stored with each model).
+        problem: the search's problem name (stored with the search and each model).
+        heartbeat: whether each completion heartbeats, so that a service worker takes the
+            search over when its runner dies (a search; an ask/tell study is run by its
+            caller, and never heartbeats).
     """
 
-    def __init__(self, store: Store, problem: Problem) -> None:
+    def __init__(self, store: Store, problem: str, *, heartbeat: bool = True) -> None:
         self.store = store
         self.problem = problem
+        self.heartbeat = heartbeat
         self.search_id: int | None = None
         self._with_model: set[int] = set()  # indices of the trials whose model is stored
 
     def open(
         self,
-        config: TrainConfig,
+        name: str,
+        config: Mapping[str, Any],
         objectives: Sequence[str],
         reference_point: Callable[[], list[float]],
         search_id: int | None = None,
         say: Callable[[str], None] = print,
+        changes: Callable[[Mapping[str, Any]], Mapping[str, tuple[Any, Any]]] | None = None,
     ) -> list[float]:
         """Create the search, or take up ``search_id``; returns its reference point.
 
-        A resumed search refuses (before anything is written) a config that changes what
-        was measured; an allowed change is said and written back. ``reference_point`` is
-        called only when the store has none yet.
+        ``changes(stored_config)`` says what a resume changes (and raises for a change
+        that alters what was measured, before anything is written); an allowed change is
+        said and ``config`` written back. ``reference_point`` is called only when the
+        store has none yet.
 
         Raises:
             Cancelled: the search was cancelled before it started.
@@ -64,13 +70,13 @@ class Journal:
         store = self.store
         if search_id is not None:
             found = store.get_search(search_id)
-            changes = resume_changes(found.config, config)
-            if changes:
+            changed = changes(found.config) if changes is not None else {}
+            if changed:
                 say(
                     f"resuming search {search_id} with "
-                    + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+                    + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
                 )
-                store.set_search_config(search_id, asdict(config))
+                store.set_search_config(search_id, dict(config))
             if found.ref_point is None:  # queued through the service: nothing ran yet
                 store.set_reference_point(search_id, reference_point())
                 found = store.get_search(search_id)
@@ -78,7 +84,7 @@ class Journal:
         else:
             ref_point = reference_point()
             search_id = store.create_search(
-                config.name, self.problem.name, asdict(config), list(objectives), ref_point
+                name, self.problem, dict(config), list(objectives), ref_point
             )
         self.search_id = search_id
         if store.get_search(search_id).status in ("cancelling", "cancelled"):
@@ -113,7 +119,7 @@ class Journal:
         front = {t.index for t in state.pareto()}
         model = None
         if trial.index in front and result.model is not None:
-            model = record.model_payload(result.model, self.problem.name)
+            model = record.model_payload(result.model, self.problem)
         leaving = self._with_model - front
         self.store.complete_trial(
             trial.id,
@@ -127,7 +133,8 @@ class Journal:
         self._with_model = (self._with_model - leaving) | ({trial.index} if model else set())
         # The store holds the model now; keeping every one in memory would fill it.
         trial.result = replace(result, model=None)
-        self.store.heartbeat(self.search_id)
+        if self.heartbeat:
+            self.store.heartbeat(self.search_id)
 
     def cancelling(self) -> bool:
         """Whether the search has been asked to stop."""
@@ -177,6 +184,7 @@ class Journal:
 
     def finish(
         self,
+        problem: Problem,
         state: SearchState,
         data: Any,
         directory: Path,
@@ -188,7 +196,7 @@ class Journal:
         """Score the front once on the test split, check it in the runtime when
         ``deploy_check`` asks, and write the result files."""
         pareto = state.pareto()
-        record.score_test(self.store, self.problem, [t.id for t in pareto], data)
+        record.score_test(self.store, problem, [t.id for t in pareto], data)
         extra_summary = dict(extra_summary)
         if deploy_check != "none":
             stored = [self.store.get_trial(t.id) for t in pareto]
@@ -200,7 +208,7 @@ class Journal:
             self.store,
             self.search_id,
             directory,
-            self.problem.space.names,
+            problem.space.names,
             extra_summary=extra_summary,
             wall_seconds=wall_seconds,
         )

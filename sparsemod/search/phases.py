@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from sparsemod.config import TrainConfig
-from sparsemod.evaluate import EvalSettings
 from sparsemod.morph import morphs
 from sparsemod.search.acquisition import select
 from sparsemod.search.ax_backend import AxBackend
@@ -40,19 +39,48 @@ COLD = " (cold start: the parent's trained weights were lost on resume)"
 _TRIES_PER_ARM = 50  # Ax arms drawn per arm wanted before a phase gives up on the limits
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a search spends its budget: rounds of ``batch_size`` arms in each phase.
+
+    A search takes it from its ``[TRAIN]`` keys (:meth:`of`), an ask/tell study from its
+    arguments; each value is checked by the key's declaration in :mod:`sparsemod.settings`.
+    """
+
+    sobol: int  # rounds of quasi-random arms (r1)
+    gp: int  # rounds of the GP phase (r2)
+    morph: int  # rounds of morphisms (r3; 0 when morphisms are off)
+    batch_size: int
+    generator: str  # pool (exact costs) or ax
+    num_candidates: int
+    cost_scale: str
+    tolerance: float
+    patience: int
+    seed: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Plan:
+        """The plan of a search configured by ``[TRAIN]``."""
+        return cls(
+            cfg.r1, cfg.r2, cfg.r3 if cfg.morphisms else 0, cfg.batch_size, cfg.generator,
+            cfg.num_candidates, cfg.cost_scale, cfg.tolerance, cfg.patience, cfg.seed,
+        )  # fmt: skip
+
+
 @dataclass
 class Tools:
     """What the phases propose with (shared by all of them).
 
-    ``settings`` holds the evaluation settings of each phase, by phase name.
+    ``morphs``: whether the space's parameters can be morphed (a study over a problem's
+    builder); without, the GP pool has no morph neighbours and there is no morph phase.
     """
 
-    config: TrainConfig
+    plan: Plan
     space: SearchSpace
     ax: AxBackend
     costs: Costs
     encoder: Encoder
-    settings: Mapping[str, EvalSettings]
+    morphs: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,10 +118,6 @@ class Phase:
         self.rounds = rounds
         self.stopper = stopper
 
-    @property
-    def settings(self) -> EvalSettings:
-        return self.tools.settings[self.name]
-
     def propose(self, state: SearchState, n: int) -> list[Trial]:
         """Up to ``n`` new arms, added to ``state`` (fewer when the phase has no more)."""
         raise NotImplementedError
@@ -113,7 +137,7 @@ class Phase:
             for ax_index, params in got:
                 tries += 1
                 params = t.space.validate(params)
-                costs = t.costs.predict(params, self.settings)
+                costs = t.costs.predict(params)
                 if costs is not None and t.costs.violates(costs):
                     state.rejected += 1
                     t.ax.abandon(ax_index)
@@ -146,7 +170,7 @@ class Phase:
         t = self.tools
         done = state.completed()
         costs = state.costs
-        scale = t.costs.scale(t.config.cost_scale, state.ref_point, t.settings[Sobol.name])
+        scale = t.costs.scale(t.plan.cost_scale, state.ref_point)
         train_x = t.encoder.encode_many([d.params for d in done])
         train_err = torch.tensor([d.value("error") for d in done], dtype=torch.float64)
         train_c = torch.tensor(
@@ -165,7 +189,7 @@ class Phase:
             cand_c,
             state.ref_point[:1],
             n,
-            seed=t.config.seed + len(state.trials),
+            seed=t.plan.seed + len(state.trials),
         )
         return [candidates[i] for i in idx]
 
@@ -210,14 +234,16 @@ class PoolGP(Phase):
             return self._from_ax(state, n)
         t0 = time.perf_counter()
         if self._pool is None:
-            self._pool = t.encoder.sample(t.config.num_candidates, t.config.seed + 1)
+            self._pool = t.encoder.sample(t.plan.num_candidates, t.plan.seed + 1)
         # Costing a candidate takes ~20 ms (build, prune, trace); costing the whole pool at
         # once stalled the first GP round for 40 s.
-        chunk = max(32, math.ceil(t.config.num_candidates / max(t.config.r2, 1)))
+        chunk = max(32, math.ceil(t.plan.num_candidates / max(t.plan.gp, 1)))
         fresh, self._pool = self._pool[:chunk], self._pool[chunk:]
-        self._costed += t.costs.feasible(fresh, self.settings, state.seen)
-        neighbours = [m.params for p in state.pareto() for m in morphs(t.space, p.params)]
-        candidates = t.costs.feasible(self._costed + neighbours, self.settings, state.seen)
+        self._costed += t.costs.feasible(fresh, state.seen)
+        neighbours = []
+        if t.morphs:
+            neighbours = [m.params for p in state.pareto() for m in morphs(t.space, p.params)]
+        candidates = t.costs.feasible(self._costed + neighbours, state.seen)
         chosen = self._choose(state, candidates, n)
         state.generation_seconds += time.perf_counter() - t0
         return [self._attach(state, params) for params in chosen]
@@ -239,7 +265,7 @@ class Morph(Phase):
                 if k not in origin:
                     origin[k] = (parent.index, m.description, m.preserves_function)
                     children.append(dict(m.params))
-        candidates = t.costs.feasible(children, self.settings, state.seen)
+        candidates = t.costs.feasible(children, state.seen)
         chosen = self._choose(state, candidates, n)
         state.generation_seconds += time.perf_counter() - t0
         arms = []
@@ -256,10 +282,10 @@ GP_PHASES = {"pool": PoolGP, "ax": AxGP}  # by ``generator``
 
 def plan(tools: Tools) -> list[Phase]:
     """The phases of a search in order, with their budgets: Sobol, GP, then morphisms."""
-    cfg = tools.config
-    stopper = Stopper(cfg.tolerance, cfg.patience)
+    p = tools.plan
+    stopper = Stopper(p.tolerance, p.patience)
     return [
-        Sobol(tools, cfg.r1),
-        GP_PHASES[cfg.generator](tools, cfg.r2, stopper),
-        Morph(tools, cfg.r3 if cfg.morphisms else 0, stopper),
+        Sobol(tools, p.sobol),
+        GP_PHASES[p.generator](tools, p.gp, stopper),
+        Morph(tools, p.morph if tools.morphs else 0, stopper),
     ]

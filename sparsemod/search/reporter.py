@@ -27,6 +27,16 @@ class Reporter(Protocol):
         ...
 
 
+class SilentReporter:
+    """Hears nothing (an ask/tell study's default: its caller has the trials)."""
+
+    def message(self, line: str) -> None:
+        pass
+
+    def trial(self, trial: Trial, label: str, state: SearchState) -> None:
+        pass
+
+
 class ConsoleReporter:
     """Prints each event and each trial to ``out`` (standard output by default)."""
 

@@ -16,7 +16,7 @@ from sparsemod.results.reading import load_results
 from sparsemod.search import Search
 from sparsemod.search.costs import Costs
 from sparsemod.search.encoding import Encoder
-from sparsemod.search.phases import Stopper, Tools, plan
+from sparsemod.search.phases import Plan, Stopper, Tools, plan
 from sparsemod.store import Store, default_url
 from sparsemod.train import accuracy
 
@@ -159,7 +159,7 @@ def test_stopper_ends_a_phase_when_the_hypervolume_stalls():
     assert stopper.stops([0.1, 0.2, 0.205, 0.209])
     assert not Stopper(tolerance=0.0, patience=1).stops([0.5, 0.5, 0.5])
     # the search's phases after Sobol carry the configured stopper; Sobol has none
-    tools = Tools(TrainConfig(tolerance=0.01, patience=2), None, None, None, None, {})
+    tools = Tools(Plan.of(TrainConfig(tolerance=0.01, patience=2)), None, None, None, None)
     sobol, gp, morph = plan(tools)
     assert sobol.stopper is None
     assert gp.stopper == morph.stopper == stopper
@@ -217,14 +217,13 @@ def test_a_cancelled_search_stops_between_trials(tmp_path):
 def test_cost_scale_maps_the_reference_to_one_and_log_spreads_small_costs():
     problem = get_problem("digits_cnn")
     objectives = ["error", "model_size_bytes", "working_memory_bytes"]
-    costs = Costs(problem, ((1, 8, 8), 10), {}, objectives, Encoder(problem.space), seed=0)
-    settings = TrainConfig(**TINY).eval_settings(1)
+    costs = Costs(None, {}, objectives, Encoder(problem.space), seed=0)
     ref = [1.0, 1000.0, 100.0]
-    scale = costs.scale("linear", ref, settings)
+    scale = costs.scale("linear", ref)
     assert scale("model_size_bytes", 500.0) == pytest.approx(0.5)
     assert scale("working_memory_bytes", 100.0) == pytest.approx(1.0)
     costs._floors = {"model_size_bytes": 10.0, "working_memory_bytes": 1.0}
-    scale = costs.scale("log", ref, settings)
+    scale = costs.scale("log", ref)
     # log(x / floor) / log(ref / floor): the floor is 0, the reference 1, the geometric
     # midpoint 0.5; below the floor counts as 0
     assert scale("model_size_bytes", 10.0) == pytest.approx(0.0)
