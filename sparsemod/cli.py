@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SEARCH_ID",
         help="go on with the search called [TRAIN] name (or with this id) from the store",
     )
+    p.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="SEARCH",
+        help="propose the Pareto set of the earlier search SEARCH (same store) first",
+    )
     return p
 
 
@@ -105,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> None:
         config = load_config(args.config, args.overrides)
         if config.train:
-            _search(config.train_config, args.resume)
+            _search(config.train_config, args.resume, args.warm_start)
         else:
             run_test(config.test_config)
 
@@ -124,11 +130,13 @@ def _guarded(fn: Callable[[], object]) -> int:
     return 0
 
 
-def _search(cfg: TrainConfig, resume: int | None) -> None:
+def _search(cfg: TrainConfig, resume: int | None, warm_start: str | None = None) -> None:
     from sparsemod.problems import get_problem
     from sparsemod.search import Search
     from sparsemod.store import Store, default_url
 
+    if resume is not None and warm_start is not None:
+        raise ConfigError("--warm-start starts a new search; a resumed one has its trials")
     problem = get_problem(cfg.problem)
     cfg.eval_settings(cfg.epochs1)  # every value checked before the store file is created
     store = Store(default_url(cfg.root))
@@ -145,7 +153,7 @@ def _search(cfg: TrainConfig, resume: int | None) -> None:
             print(f"search {found.id} is already done; results are in {cfg.root}/{cfg.name}")
             return
         search_id = found.id
-    Search(cfg, problem, store=store, search_id=search_id).run()
+    Search(cfg, problem, store=store, search_id=search_id, warm_start=warm_start).run()
 
 
 def _tools(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from sparsemod.search.costs import Costs
 from sparsemod.search.encoding import Encoder
 from sparsemod.search.journal import Cancelled
 from sparsemod.search.phases import COLD, WARM
+from sparsemod.search.record import stored_front
 from sparsemod.search.reporter import ConsoleReporter, Reporter
 from sparsemod.search.state import Trial
 from sparsemod.search.study import Study
@@ -57,6 +58,9 @@ class Search:
         store: the store (``config.root``'s SQLite file when omitted).
         search_id: resume this search from the store.
         reporter: receives the progress (a :class:`ConsoleReporter` on ``out`` by default).
+        warm_start: the name of an earlier search in the same store (any problem, any
+            board): its Pareto set is proposed first, each network checked against this
+            space and its limits (one that fails is said and left out).
     """
 
     def __init__(
@@ -68,7 +72,11 @@ class Search:
         store: Store | None = None,
         search_id: int | None = None,
         reporter: Reporter | None = None,
+        warm_start: str | None = None,
     ) -> None:
+        if warm_start is not None and search_id is not None:
+            raise ConfigError("--warm-start starts a new search; a resumed one has its trials")
+        self.warm_start = warm_start
         self.config = config
         self.store = store
         self.search_id = search_id
@@ -109,6 +117,7 @@ class Search:
         )  # fmt: skip
         if self.store is None:
             self.store = Store(default_url(cfg.root))
+        known = [] if self.warm_start is None else stored_front(self.store, self.warm_start)
         # Workers start now (a spawned process imports torch and loads the data: seconds),
         # while this process computes the reference point and starts Ax.
         self.executor = self._make_executor()
@@ -120,6 +129,7 @@ class Search:
             )  # fmt: skip
             self.search_id = self.study.search_id
             journal = self.study.journal
+            self._enqueue(known)
             try:
                 outcome = self._run(start, resumed)
             except Cancelled:
@@ -132,6 +142,20 @@ class Search:
             return outcome
         finally:
             self.executor.stop()
+
+    def _enqueue(self, known: list[dict[str, Any]]) -> None:
+        taken = 0
+        for params in known:
+            try:
+                self.study.enqueue(self.problem.space.coerce(params))
+                taken += 1
+            except ConfigError as exc:
+                self.reporter.message(f"warm start: {params} left out: {exc}")
+        if self.warm_start is not None:
+            self.reporter.message(
+                f"warm start: {taken} of the {len(known)} Pareto members of search "
+                f"{self.warm_start!r} are proposed first"
+            )
 
     def _settings(self, epochs: int) -> EvalSettings:
         return replace(self.config.eval_settings(epochs), keep_trained=self.config.morphisms)

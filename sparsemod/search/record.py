@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
+from sparsemod.errors import ConfigError
 from sparsemod.evaluate import COMPLETED, ModelArtifact, TrialResult, load_model
 from sparsemod.problems import Problem
 from sparsemod.results.artifact import artifact_metadata
 from sparsemod.results.export import artifact_from_store
 from sparsemod.results.export import export_search as export_search  # the loop calls it here
+from sparsemod.results.pareto import pareto_mask
 from sparsemod.store import METRICS, Store, TrialRecord
 from sparsemod.train import accuracy
 
@@ -38,6 +42,23 @@ def result_of(record: TrialRecord) -> TrialResult:
         failure_reason=record.failure_reason,
         **fields,
     )
+
+
+def stored_front(store: Store, name: str) -> list[dict[str, Any]]:
+    """The parameters of the Pareto set of the search called ``name`` (its newest), over
+    that search's own objectives: what ``--warm-start`` enqueues.
+
+    Raises:
+        ConfigError: there is no search of that name in the store.
+    """
+    found = store.find_search(name)
+    if found is None:
+        raise ConfigError(f"--warm-start: no search named {name!r} in {store.url}")
+    done = [t for t in store.list_trials(found.id) if t.status == COMPLETED]
+    values = np.array(
+        [[t.metrics.get(o, np.nan) for o in found.objectives] for t in done], dtype=float
+    ).reshape(len(done), len(found.objectives))
+    return [dict(t.params) for t, on in zip(done, pareto_mask(values)) if on]
 
 
 def model_payload(artifact: ModelArtifact, problem_name: str) -> tuple[str, bytes, dict]:
