@@ -23,6 +23,7 @@ before the earlier ones are told).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
@@ -73,6 +74,8 @@ class Study:
             keys of the same names (README); ``generator`` is ``pool`` with ``costs``,
             and must be ``ax`` without.
         reporter: hears each event and each told trial (silent by default).
+        load_if_exists: a study of this name in the store is loaded (as :meth:`load`),
+            provided it was created with the same arguments; without, its name is refused.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Study:
         tolerance: float = 0.0,
         patience: int = SPECS["patience"].default,
         reporter: Reporter | None = None,
+        load_if_exists: bool = False,
     ) -> None:
         objectives, the_plan, limits = study_plan(
             objectives, costs is not None, phases, constraints, seed=seed,
@@ -106,8 +110,14 @@ class Study:
         }  # fmt: skip
         if ref_point is not None:
             stored["ref_point"] = [float(v) for v in ref_point]
-        self._setup(space, objectives, costs, the_plan, limits, open_store(store), reporter)
-        self._open(name, stored, None, lambda: self._reference(ref_point))
+        store = open_store(store)
+        found = store.find_search(name)
+        if found is not None:
+            _same_study(found, stored, objectives, load_if_exists, store.url)
+            stored = found.config
+        self._setup(space, objectives, costs, the_plan, limits, store, reporter)
+        search_id = None if found is None else found.id
+        self._open(name, stored, search_id, lambda: self._reference(ref_point))
 
     @classmethod
     def load(
@@ -405,3 +415,25 @@ class Study:
             row["failure_reason"] = t.result.failure_reason if t.result is not None else None
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _same_study(
+    found: Any, given: Mapping[str, Any], objectives: Sequence[str], load: bool, url: str
+) -> None:
+    """Whether the stored study ``found`` may be taken up by ``Study(..., load_if_exists)``."""
+    name = found.name
+    if not load:
+        raise ConfigError(
+            f"a study named {name!r} is already in {url}: load it (Study.load, or "
+            "load_if_exists=True), or give another name"
+        )
+    if found.problem != STUDY:
+        raise ConfigError(f"{name!r} in {url} is a search of problem {found.problem!r}")
+    given = json.loads(json.dumps(given))
+    changed = [k for k in given if found.config.get(k) != given[k]]
+    changed += ["objectives"] if list(found.objectives) != list(objectives) else []
+    if changed:
+        raise ConfigError(
+            f"study {name!r} in {url} was created with other {', '.join(changed)}; load it "
+            "with Study.load, or give another name"
+        )

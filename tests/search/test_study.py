@@ -233,3 +233,41 @@ def test_a_killed_study_is_loaded_by_name_and_goes_on_to_its_budget(tmp_path, ki
         Study.load("killed", url)
     with pytest.raises(ConfigError, match="no study named 'other'"):
         Study.load("other", url)
+
+
+def test_a_name_in_use_is_loaded_only_when_asked_and_when_the_study_is_the_same(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = dict(store=url, name="same", phases={"sobol": 2, "gp": 0})
+    study = Study(SPACE, ("error", "model_size_bytes"), costs, **args)
+    (t,) = study.ask()
+    study.tell(t, {"error": 0.4})
+    with pytest.raises(ConfigError, match="a study named 'same' is already in"):
+        Study(SPACE, ("error", "model_size_bytes"), costs, **args)
+    with pytest.raises(ConfigError, match="was created with other plan"):
+        Study(SPACE, ("error", "model_size_bytes"), costs, load_if_exists=True,
+              **dict(args, phases={"sobol": 3, "gp": 0}))  # fmt: skip
+    with pytest.raises(ConfigError, match="was created with other space"):
+        Study(SearchSpace(SPACE.parameters[:2] + (choice("act", ["relu"]),)),
+              ("error", "model_size_bytes"), costs, load_if_exists=True, **args)  # fmt: skip
+    again = Study(SPACE, ("error", "model_size_bytes"), costs, load_if_exists=True, **args)
+    assert [x.params for x in again.trials] == [t.params]
+    assert again.trials[0].value("error") == 0.4
+    assert len(again.ask(5)) == 1  # the Sobol budget of 2 goes on from where it was
+
+
+@pytest.mark.slow
+def test_the_example_runs_and_a_second_run_goes_on_from_the_store(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "ask_tell.py")
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    cmd = [sys.executable, example, "--store", url, "--sobol", "2", "--gp", "2", "--epochs", "1"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "0 trials so far" in first.stdout and "trial 3 (gp)" in first.stdout
+    store = Store(url)
+    rows = store.list_trials(store.find_search("ask_tell").id)
+    assert [r.status for r in rows] == ["completed"] * 4
+    assert all(r.metrics["model_size_bytes"] <= 6 * 1024 for r in rows)
+    assert all(0 < r.metrics["latency_s"] < 0.1 for r in rows)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "4 trials so far" in second.stdout and "trial 4" not in second.stdout
