@@ -292,6 +292,9 @@ class Study:
                 if arms:
                     return arms
             self.schedule.end(run, self.state)
+        if not self._pending and self.journal.problem == STUDY:
+            # every phase has spent its budget (a search is done once its files are written)
+            self.journal.set_status("done")
         return []
 
     def _ask(self, run: Run, k: int) -> list[Trial]:

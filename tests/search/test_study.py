@@ -78,6 +78,7 @@ def test_an_ask_tell_loop_spends_its_budget_within_the_limits(tmp_path):
     assert rows[3].metrics["error"] == pytest.approx(error(rows[3].params))
     assert rows[3].predicted == {"model_size_bytes": 64.0 * rows[3].params["width"]}
     assert study.ask() == []
+    assert stored.find_search("toy").status == "done"
 
 
 def test_tell_refuses_bad_values_and_writes_nothing(tmp_path):
