@@ -9,25 +9,23 @@ An ask/tell user drives the same study with their own evaluation.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from sparsemod.config import TrainConfig
 from sparsemod.data import Splits
 from sparsemod.errors import ConfigError
-from sparsemod.evaluate import FAILED, EvalSettings, TrialResult, WarmStart, predict_costs
+from sparsemod.evaluate import FAILED, TrialResult
 from sparsemod.executors import Task, make_executor
 from sparsemod.problems import Problem, get_problem
-from sparsemod.search.costs import Costs
-from sparsemod.search.encoding import Encoder
 from sparsemod.search.journal import Cancelled
 from sparsemod.search.phases import COLD, WARM
+from sparsemod.search.problem_study import problem_study
 from sparsemod.search.record import stored_front
 from sparsemod.search.reporter import ConsoleReporter, Reporter
 from sparsemod.search.state import Trial
-from sparsemod.search.study import Study
 from sparsemod.store import Store, default_url
 
 __all__ = ["COLD", "WARM", "Cancelled", "Search", "SearchOutcome", "Trial", "run_search"]
@@ -89,32 +87,7 @@ class Search:
         start = time.perf_counter()
         cfg = self.config
         self.data: Splits = self.problem.load(cfg.seed)
-        if cfg.splitter and self.data.collate_fn is None:
-            raise ConfigError(
-                f"[TRAIN] splitter: true, but problem {self.problem.name!r} gives no "
-                "collate_fn to batch its sequences with"
-            )
-        if cfg.deploy_check != "none":  # said before anything trains
-            from sparsemod.deploy.base import missing_runtime
-
-            missing = missing_runtime(cfg.deploy_check)
-            if missing:
-                raise ConfigError(f"[TRAIN] deploy_check: {missing}", key="deploy_check")
-        shape = (tuple(self.data.input_shape), self.data.num_classes)
-        self.settings = {
-            "sobol": self._settings(cfg.epochs1),
-            "gp": self._settings(cfg.epochs2),
-            "morph": self._settings(cfg.epochs3),
-        }
-        costing = self.settings["sobol"]  # the costs do not depend on the epochs
-
-        def predict(params: Mapping[str, Any]) -> dict[str, float]:
-            return predict_costs(self.problem, params, costing, *shape)
-
-        self.costs = Costs(
-            predict, cfg.constraints, self.objectives, Encoder(self.problem.space), cfg.seed,
-            cfg.debug,
-        )  # fmt: skip
+        check_problem(cfg, self.problem, self.data)
         if self.store is None:
             self.store = Store(default_url(cfg.root))
         known = [] if self.warm_start is None else stored_front(self.store, self.warm_start)
@@ -123,10 +96,9 @@ class Search:
         self.executor = self._make_executor()
         try:
             resumed = self.search_id is not None
-            self.study = Study.of_search(
-                cfg, self.problem.name, self.problem.space, self.costs, self.store,
-                self.search_id, self.reporter,
-            )  # fmt: skip
+            self.study = problem_study(
+                cfg, self.problem, self.data, self.store, self.search_id, self.reporter
+            )
             self.search_id = self.study.search_id
             journal = self.study.journal
             self._enqueue(known)
@@ -156,9 +128,6 @@ class Search:
                 f"warm start: {taken} of the {len(known)} Pareto members of search "
                 f"{self.warm_start!r} are proposed first"
             )
-
-    def _settings(self, epochs: int) -> EvalSettings:
-        return replace(self.config.eval_settings(epochs), keep_trained=self.config.morphisms)
 
     def _make_executor(self) -> Any:
         cfg = self.config
@@ -196,13 +165,11 @@ class Search:
 
     def _evaluate(self, trials: Sequence[Trial], label: str | None = None) -> None:
         """Run arms on the executor; tell the study each result as it finishes."""
-        # A candidate the current front dominates will never be a Pareto member, and only
-        # Pareto members keep their model: the evaluator skips serialising it.
-        front = tuple(tuple((o, t.value(o)) for o in self.objectives) for t in self.study.pareto())
+        study = self.study
         pending: dict[int, Trial] = {}
         for trial in trials:
-            settings = replace(self.settings[trial.phase], model_front=front)
-            build_error = self.costs.why(trial.params)
+            settings = study.eval_settings(trial)  # with the front: see its docstring
+            build_error = study.costs.why(trial.params)
             if build_error:
                 failed = TrialResult(
                     FAILED, trial.params, settings.seed, failure_reason=f"BuildError: {build_error}"
@@ -213,24 +180,16 @@ class Search:
             self.executor.submit(
                 Task(
                     trial.index, self.config.problem, trial.params, settings,
-                    self._warm_start(trial), threads=self.config.threads,
+                    study.warm_start(trial), threads=self.config.threads,
                 )
             )  # fmt: skip
         try:
             while pending:
                 for index, result in self.executor.poll():
-                    measured = self.costs.check_measured(result)
-                    self._record(pending.pop(index), measured, label)
+                    self._record(pending.pop(index), result, label)
         except Cancelled:
             self.study.journal.close_cancelled(pending.values())
             raise
-
-    def _warm_start(self, trial: Trial) -> WarmStart | None:
-        if trial.morph and trial.morph.endswith(WARM) and trial.parent is not None:
-            parent = self.study.trials[trial.parent]
-            if parent.result is not None and parent.result.trained_state is not None:
-                return WarmStart(parent.params, parent.result.trained_state)
-        return None
 
     def _record(self, trial: Trial, result: TrialResult, label: str | None) -> None:
         self.study.record(trial, result, label)
@@ -263,6 +222,22 @@ class Search:
             directory, state.trials, [t.index for t in pareto], hv, wall,
             state.generation_seconds, state.rejected, state.hv_history, state.rounds,
         )  # fmt: skip
+
+
+def check_problem(config: TrainConfig, problem: Problem, data: Splits) -> None:
+    """What a search of ``problem`` needs that its config cannot say alone (before
+    anything is stored or trained)."""
+    if config.splitter and data.collate_fn is None:
+        raise ConfigError(
+            f"[TRAIN] splitter: true, but problem {problem.name!r} gives no "
+            "collate_fn to batch its sequences with"
+        )
+    if config.deploy_check != "none":  # said before anything trains
+        from sparsemod.deploy.base import missing_runtime
+
+        missing = missing_runtime(config.deploy_check)
+        if missing:
+            raise ConfigError(f"[TRAIN] deploy_check: {missing}", key="deploy_check")
 
 
 def run_search(

@@ -23,13 +23,11 @@ before the earlier ones are told).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
-from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.errors import ConfigError
 from sparsemod.evaluate import COMPLETED, TrialResult
 from sparsemod.search.ax_backend import AxBackend
@@ -40,15 +38,12 @@ from sparsemod.search.phases import Plan, Tools, plan
 from sparsemod.search.reporter import Reporter, SilentReporter
 from sparsemod.search.rounds import Run, Schedule
 from sparsemod.search.state import SearchState, Trial
-from sparsemod.search.told import open_store, study_plan, told_result
+from sparsemod.search.told import STUDY, open_store, same_study, study_plan, told_result
 from sparsemod.settings import SPECS
 from sparsemod.space import SearchSpace
 from sparsemod.store import Store
 
 __all__ = ["Study"]
-
-STUDY = "study"  # the problem name a study over a user's space is stored under
-_TOLD = {f.name for f in fields(TrialResult) if f.type in ("float | None", "int | None")}
 
 
 class Study:
@@ -113,7 +108,7 @@ class Study:
         store = open_store(store)
         found = store.find_search(name)
         if found is not None:
-            _same_study(found, stored, objectives, load_if_exists, store.url)
+            same_study(found, stored, objectives, load_if_exists, store.url)
             stored = found.config
         self._setup(space, objectives, costs, the_plan, limits, store, reporter)
         search_id = None if found is None else found.id
@@ -156,36 +151,6 @@ class Study:
         space = SearchSpace.from_dict(cfg["space"])
         self._setup(space, found.objectives, costs, the_plan, cfg["constraints"], store, reporter)
         self._open(name, cfg, found.id, lambda: self._reference(cfg.get("ref_point")))
-        return self
-
-    @classmethod
-    def of_search(
-        cls,
-        config: TrainConfig,
-        problem: str,
-        space: SearchSpace,
-        costs: Costs,
-        store: Store,
-        search_id: int | None,
-        reporter: Reporter,
-    ) -> Study:
-        """The study a search of a problem runs (:class:`~sparsemod.search.loop.Search`):
-        its plan from ``[TRAIN]``, its costs from the problem's builder, the morph phase on.
-
-        Raises:
-            ConfigError: a resume that changes what was measured (nothing is written).
-            Cancelled: the search was cancelled before it started.
-        """
-        self = cls.__new__(cls)
-        the_plan = Plan.of(config)
-        self._setup(
-            space, config.objective_names, costs, the_plan, costs.constraints, store, reporter,
-            problem=problem, morphs=True,
-        )  # fmt: skip
-        self._open(
-            config.name, asdict(config), search_id, lambda: self._reference(config.ref_point),
-            lambda stored: resume_changes(stored, config),
-        )  # fmt: skip
         return self
 
     def _setup(
@@ -345,7 +310,6 @@ class Study:
         """
         t = self._asked(trial)
         result = told_result(t, values, failed, self.objectives, self.plan.seed)
-        result = self.costs.check_measured(result)
         self.record(t, result)
         return t
 
@@ -366,8 +330,10 @@ class Study:
         return t
 
     def record(self, trial: Trial, result: TrialResult, label: str | None = None) -> None:
-        """Record a whole evaluation (the search's evaluator gives one): state, Ax, store,
-        reporter, and the rounds it closes."""
+        """Record a whole evaluation (:func:`sparsemod.evaluate.evaluate` gives one):
+        state, Ax, store, reporter, and the rounds it closes. A trained network whose
+        measured costs break a hard limit cannot ship: it keeps its numbers and fails."""
+        result = self.costs.check_measured(result)
         trial.result = result
         self.journal.complete(trial, self.state)
         if result.status == COMPLETED:
@@ -418,25 +384,3 @@ class Study:
             row["failure_reason"] = t.result.failure_reason if t.result is not None else None
             rows.append(row)
         return pd.DataFrame(rows)
-
-
-def _same_study(
-    found: Any, given: Mapping[str, Any], objectives: Sequence[str], load: bool, url: str
-) -> None:
-    """Whether the stored study ``found`` may be taken up by ``Study(..., load_if_exists)``."""
-    name = found.name
-    if not load:
-        raise ConfigError(
-            f"a study named {name!r} is already in {url}: load it (Study.load, or "
-            "load_if_exists=True), or give another name"
-        )
-    if found.problem != STUDY:
-        raise ConfigError(f"{name!r} in {url} is a search of problem {found.problem!r}")
-    given = json.loads(json.dumps(given))
-    changed = [k for k in given if found.config.get(k) != given[k]]
-    changed += ["objectives"] if list(found.objectives) != list(objectives) else []
-    if changed:
-        raise ConfigError(
-            f"study {name!r} in {url} was created with other {', '.join(changed)}; load it "
-            "with Study.load, or give another name"
-        )

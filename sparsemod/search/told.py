@@ -6,6 +6,7 @@ Each check names what is wrong and runs before anything is written, so a bad cal
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -19,6 +20,7 @@ from sparsemod.search.state import Trial
 from sparsemod.settings import SPECS
 from sparsemod.store import Store
 
+STUDY = "study"  # the problem name a study over a user's space is stored under
 PHASE_TRIALS = {"sobol": 8, "gp": 16}  # a study's default budgets, in trials
 # what tell() takes besides the objectives: the result's measured numbers
 TOLD = tuple(f.name for f in fields(TrialResult) if f.type in ("float | None", "int | None"))
@@ -133,3 +135,25 @@ def told_result(
             raise ConfigError(f"tell trial {i}: {name} = {value!r} is not a finite number")
         found[name] = value
     return TrialResult(COMPLETED, trial.params, seed, **found)
+
+
+def same_study(
+    found: Any, given: Mapping[str, Any], objectives: Sequence[str], load: bool, url: str
+) -> None:
+    """Whether the stored study ``found`` may be taken up by ``Study(..., load_if_exists)``."""
+    name = found.name
+    if not load:
+        raise ConfigError(
+            f"a study named {name!r} is already in {url}: load it (Study.load, or "
+            "load_if_exists=True), or give another name"
+        )
+    if found.problem != STUDY:
+        raise ConfigError(f"{name!r} in {url} is a search of problem {found.problem!r}")
+    given = json.loads(json.dumps(given))
+    changed = [k for k in given if found.config.get(k) != given[k]]
+    changed += ["objectives"] if list(found.objectives) != list(objectives) else []
+    if changed:
+        raise ConfigError(
+            f"study {name!r} in {url} was created with other {', '.join(changed)}; load it "
+            "with Study.load, or give another name"
+        )

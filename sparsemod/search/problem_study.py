@@ -1,0 +1,109 @@
+"""A study over a problem's builder: what ``python main.py`` runs, and an ask/tell user may.
+
+:class:`ProblemStudy` is a :class:`~sparsemod.search.study.Study` whose plan comes from
+``[TRAIN]``, whose exact costs come from building each candidate
+(:func:`sparsemod.evaluate.predict_costs`), which has the morph phase, and which knows how
+each of its trials is evaluated (:meth:`ProblemStudy.eval_settings`,
+:meth:`ProblemStudy.warm_start`)::
+
+    study = problem_study(cfg, problem, data, store)
+    while trials := study.ask_round():
+        for t in trials:
+            study.record(t, evaluate(problem, t.params, study.eval_settings(t), data,
+                                     study.warm_start(t)))
+
+gives the trials ``python main.py`` gives (the same seed, the same config), when each
+evaluation runs with ``[TRAIN] threads`` torch threads as every executor runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from typing import Any
+
+from sparsemod.config import TrainConfig, resume_changes
+from sparsemod.data import Splits
+from sparsemod.evaluate import EvalSettings, WarmStart, predict_costs
+from sparsemod.problems import Problem
+from sparsemod.search.costs import Costs
+from sparsemod.search.encoding import Encoder
+from sparsemod.search.phases import WARM, Plan
+from sparsemod.search.reporter import ConsoleReporter, Reporter
+from sparsemod.search.state import Trial
+from sparsemod.search.study import Study
+from sparsemod.store import Store
+
+
+class ProblemStudy(Study):
+    """The study of a search of a problem (built by :func:`problem_study`).
+
+    Raises:
+        ConfigError: a resume that changes what was measured (nothing is written).
+        Cancelled: the search was cancelled before it started.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        problem: Problem,
+        costs: Costs,
+        store: Store,
+        search_id: int | None,
+        reporter: Reporter,
+        settings: Mapping[str, EvalSettings],
+    ) -> None:
+        self._settings = dict(settings)
+        self._setup(
+            problem.space, config.objective_names, costs, Plan.of(config), costs.constraints,
+            store, reporter, problem=problem.name, morphs=True,
+        )  # fmt: skip
+        self._open(
+            config.name, asdict(config), search_id, lambda: self._reference(config.ref_point),
+            lambda stored: resume_changes(stored, config),
+        )  # fmt: skip
+
+    def eval_settings(self, trial: Trial) -> EvalSettings:
+        """How :func:`sparsemod.evaluate.evaluate` evaluates ``trial``: its phase's
+        settings, with the current front (a candidate the front dominates will never keep
+        its model, so the evaluator does not serialise it)."""
+        front = tuple(tuple((o, t.value(o)) for o in self.objectives) for t in self.pareto())
+        return replace(self._settings[trial.phase], model_front=front)
+
+    def warm_start(self, trial: Trial) -> WarmStart | None:
+        """The trained parent a morph child starts from (``None``: it trains from scratch)."""
+        if trial.morph and trial.morph.endswith(WARM) and trial.parent is not None:
+            parent = self.state.trials[trial.parent]
+            if parent.result is not None and parent.result.trained_state is not None:
+                return WarmStart(parent.params, parent.result.trained_state)
+        return None
+
+
+def problem_study(
+    config: TrainConfig,
+    problem: Problem,
+    data: Splits,
+    store: Store,
+    search_id: int | None = None,
+    reporter: Reporter | None = None,
+) -> ProblemStudy:
+    """The study a search of ``problem`` runs: ``[TRAIN]``'s plan, exact costs from the
+    problem's builder, each phase's evaluation settings and the morphisms."""
+    shape = (tuple(data.input_shape), data.num_classes)
+    settings = {
+        phase: replace(config.eval_settings(epochs), keep_trained=config.morphisms)
+        for phase, epochs in (
+            ("sobol", config.epochs1), ("gp", config.epochs2), ("morph", config.epochs3)
+        )
+    }  # fmt: skip
+    costing = settings["sobol"]  # the costs do not depend on the epochs
+
+    def predict(params: Mapping[str, Any]) -> dict[str, float]:
+        return predict_costs(problem, params, costing, *shape)
+
+    costs = Costs(
+        predict, config.constraints, config.objective_names, Encoder(problem.space),
+        config.seed, config.debug,
+    )  # fmt: skip
+    reporter = reporter if reporter is not None else ConsoleReporter()
+    return ProblemStudy(config, problem, costs, store, search_id, reporter, settings)
