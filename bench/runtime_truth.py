@@ -58,8 +58,10 @@ def main() -> None:
     from sparsemod.deploy.tflite import RUNTIME
 
     rng = random.Random(args.seed)
-    print(f"{'space':5} {'#':>3} {'flash pred':>10} {'flash TFLM':>10} {'arena pred':>10} "
-          f"{'arena TFLM':>10}")
+    print(
+        f"{'space':5} {'#':>3} {'flash pred':>10} {'flash TFLM':>10} {'arena pred':>10} "
+        f"{'arena TFLM':>10}"
+    )
     for space_name in args.spaces.split(","):
         build, space = BUILDERS[space_name]
         shape = SHAPES[space_name]
@@ -88,11 +90,17 @@ def main() -> None:
             worst = [max(worst[0], abs(ef)), max(worst[1], abs(ea))]
             ok = _agree(costs.flatbuffer_bytes, art.size_bytes) and _agree(costs.arena_bytes, arena)
             agreed += ok
-            print(f"{space_name:5} {done:3} {costs.flatbuffer_bytes:10} {art.size_bytes:10} "
-                  f"{costs.arena_bytes:10} {arena:10}" + ("" if ok else "  (off)"), flush=True)
+            print(
+                f"{space_name:5} {done:3} {costs.flatbuffer_bytes:10} {art.size_bytes:10} "
+                f"{costs.arena_bytes:10} {arena:10}" + ("" if ok else "  (off)"),
+                flush=True,
+            )
         if measured:
-            print(f"{space_name:5} worst |error|: flash {worst[0]:.2%}, arena {worst[1]:.2%}; "
-                  f"{agreed}/{measured} within max(1 %, 64 B)", flush=True)
+            print(
+                f"{space_name:5} worst |error|: flash {worst[0]:.2%}, arena {worst[1]:.2%}; "
+                f"{agreed}/{measured} within max(1 %, 64 B)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

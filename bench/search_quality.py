@@ -14,6 +14,10 @@ budget of evaluated candidates and the same seeds; only the search differs:
 * ``optuna_gp``: ``GPSampler`` (log expected hypervolume improvement);
 * ``random``: Optuna's ``RandomSampler``.
 
+Every method runs through one ask/tell loop (:func:`run_one`): sparsemod as its study
+(:func:`sparsemod.search.problem_study`, the trials ``python main.py`` gives), each peer
+as Optuna's ``ask`` / ``tell``.
+
 Hypervolume (BoTorch) uses one reference point for everyone, under two normalisations:
 ``linear`` divides size and memory by their maximum over the space (error stays in
 [0, 1]); ``log`` maps size and memory to ``log(x / lo) / log(hi / lo)`` over the space's
@@ -33,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import io
 import json
 import math
 import multiprocessing as mp
@@ -130,82 +133,120 @@ def space_range(samples: int) -> dict[str, tuple[float, float]]:
 
 
 def run_one(method: str, seed: int, budget: int, epochs: int, root: str) -> dict[str, Any]:
-    """One search; returns its trials' objective values in trial order and its timings."""
+    """One search; returns its trials' objective values in trial order and its timings.
+
+    Every method runs through the same ask/tell loop (:func:`make_method`): ask for arms,
+    evaluate each with :func:`sparsemod.evaluate.evaluate`, tell the result.
+    """
     import torch
+
+    from sparsemod.evaluate import evaluate
+    from sparsemod.problems import get_problem
 
     torch.set_num_threads(1)  # as the search's trials: one thread each, two runs at once
     start = time.perf_counter()
-    if method.startswith("sparsemod"):
-        out = _run_sparsemod(method, seed, budget, epochs, Path(root))
-    else:
-        out = _run_optuna(method, seed, budget, epochs, Path(root))
+    problem = get_problem(PROBLEM)
+    data = problem.load(seed)
+    cfg = train_config(method, seed, budget, epochs, Path(root) / "runs")
+    asker = make_method(method, cfg, problem, data)
+    rows, optimizer_s = [], 0.0
+    while len(rows) < budget:
+        t0 = time.perf_counter()
+        arms = asker.ask()
+        optimizer_s += time.perf_counter() - t0
+        if not arms:
+            break
+        for arm in arms:
+            settings, warm = asker.how(arm)
+            result = evaluate(problem, arm.params, settings, data, warm)
+            t0 = time.perf_counter()
+            asker.tell(arm, result)
+            optimizer_s += time.perf_counter() - t0
+            rows.append(
+                {
+                    "status": result.status,
+                    "phase": arm.phase,
+                    "params": arm.params,
+                    **{o: _num(getattr(result, o, None)) for o in OBJECTIVES},
+                }
+            )
+    out = {"trials": rows, "optimizer_s": optimizer_s}
     out.update(method=method, seed=seed, wall_s=time.perf_counter() - start)
     path = Path(root) / f"{method}_{seed}.json"
     path.write_text(json.dumps(out, indent=1))
     return out
 
 
-def _run_sparsemod(method: str, seed: int, budget: int, epochs: int, root: Path) -> dict:
-    from sparsemod.search import Search
-    from sparsemod.store import Store
+class _Arm:
+    """What a method proposes: parameters, a phase name, and the method's own handle."""
 
-    cfg = train_config(method, seed, budget, epochs, root / "runs")
-    outcome = Search(cfg, out=io.StringIO(), store=Store("sqlite://")).run()
-    rows = [
-        {
-            "status": t.status,
-            "phase": t.phase,
-            "params": t.params,
-            **{o: _num(getattr(t.result, o, None)) for o in OBJECTIVES},
+    def __init__(self, params: dict, phase: str, handle: Any) -> None:
+        self.params, self.phase, self.handle = params, phase, handle
+
+
+class SparsemodMethod:
+    """sparsemod's search as ``python main.py`` runs it (its study, one round per ask)."""
+
+    def __init__(self, cfg: Any, problem: Any, data: Any) -> None:
+        from sparsemod.search import problem_study
+        from sparsemod.search.reporter import SilentReporter
+        from sparsemod.store import Store
+
+        self.study = problem_study(cfg, problem, data, Store("sqlite://"), None, SilentReporter())
+
+    def ask(self) -> list[_Arm]:
+        return [_Arm(t.params, t.phase, t) for t in self.study.ask_round()]
+
+    def how(self, arm: _Arm) -> tuple[Any, Any]:
+        settings = replace(self.study.eval_settings(arm.handle), keep_model=False)
+        return settings, self.study.warm_start(arm.handle)
+
+    def tell(self, arm: _Arm, result: Any) -> None:
+        self.study.record(arm.handle, result)
+
+
+class OptunaMethod:
+    """An Optuna sampler, one trial per ask."""
+
+    def __init__(self, method: str, cfg: Any, problem: Any) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        seed = cfg.seed
+        samplers = {
+            "optuna_tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+            "optuna_nsga2": lambda: optuna.samplers.NSGAIISampler(population_size=10, seed=seed),
+            "optuna_gp": lambda: optuna.samplers.GPSampler(seed=seed),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         }
-        for t in outcome.trials
-    ]
-    return {"trials": rows, "optimizer_s": outcome.generation_seconds}
+        self.optuna, self.method, self.space = optuna, method, problem.space
+        self.study = optuna.create_study(directions=["minimize"] * 3, sampler=samplers[method]())
+        # The search's own settings for its candidates, without the model bytes (nobody
+        # here stores models; serialising them would only cost time).
+        self.settings = replace(cfg.eval_settings(cfg.epochs1), keep_model=False)
 
+    def ask(self) -> list[_Arm]:
+        trial = self.study.ask()
+        return [_Arm(_suggest(trial, self.space), self.method, trial)]
 
-def _run_optuna(method: str, seed: int, budget: int, epochs: int, root: Path) -> dict:
-    import optuna
+    def how(self, arm: _Arm) -> tuple[Any, Any]:
+        return self.settings, None
 
-    from sparsemod.evaluate import COMPLETED, evaluate
-    from sparsemod.problems import get_problem
+    def tell(self, arm: _Arm, result: Any) -> None:
+        from sparsemod.evaluate import COMPLETED
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    samplers = {
-        "optuna_tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "optuna_nsga2": lambda: optuna.samplers.NSGAIISampler(population_size=10, seed=seed),
-        "optuna_gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-    }
-    cfg = train_config(method, seed, budget, epochs, root / "runs")
-    # The search's own settings for its candidates, without the model bytes (nobody here
-    # stores models; serialising them would only cost time).
-    settings = replace(cfg.eval_settings(epochs), keep_model=False)
-    problem = get_problem(PROBLEM)
-    data = problem.load(seed)
-    study = optuna.create_study(directions=["minimize"] * 3, sampler=samplers[method]())
-    rows, optimizer_s = [], 0.0
-    for _ in range(budget):
-        t0 = time.perf_counter()
-        trial = study.ask()
-        params = _suggest(trial, problem.space)
-        optimizer_s += time.perf_counter() - t0
-        result = evaluate(problem, params, settings, data)
-        values = [_num(getattr(result, o, None)) for o in OBJECTIVES]
-        t0 = time.perf_counter()
         if result.status == COMPLETED:
-            study.tell(trial, values)
+            self.study.tell(arm.handle, [_num(getattr(result, o, None)) for o in OBJECTIVES])
         else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        optimizer_s += time.perf_counter() - t0
-        rows.append(
-            {
-                "status": result.status,
-                "phase": method,
-                "params": params,
-                **dict(zip(OBJECTIVES, values)),
-            }
-        )
-    return {"trials": rows, "optimizer_s": optimizer_s}
+            self.study.tell(arm.handle, state=self.optuna.trial.TrialState.FAIL)
+
+
+def make_method(method: str, cfg: Any, problem: Any, data: Any) -> Any:
+    """The method behind the one ask/tell interface: ``ask() -> arms``, ``how(arm) ->
+    (settings, warm start)``, ``tell(arm, result)``."""
+    if method.startswith("sparsemod"):
+        return SparsemodMethod(cfg, problem, data)
+    return OptunaMethod(method, cfg, problem)
 
 
 def _suggest(trial: Any, space: Any) -> dict[str, Any]:

@@ -5,8 +5,9 @@ drives one with sparsemod's evaluator and executor), and the one a user drives w
 own training and their own measurements::
 
     study = Study(space, objectives=("error", "latency_s"), costs=my_costs, name="kws")
-    for trial in iter(study.ask, []):       # [] once every phase has spent its budget
-        study.tell(trial, {"error": train_and_score(trial.params)})
+    while trials := study.ask(2):           # [] once every phase has spent its budget
+        for trial in trials:
+            study.tell(trial, {"error": train_and_score(trial.params)})
 
 Phases run in order (Sobol, then the GP; then the morphisms for a study over a problem's
 builder), each for its budget of rounds of ``batch_size`` arms. Every arm is written to the
@@ -325,6 +326,8 @@ class Study:
                 f"(its trials are 0..{len(self.state.trials) - 1})"
             )
         t = self.state.trials[index]
+        if isinstance(trial, Trial) and trial is not t:
+            raise ConfigError(f"tell: trial {index} was asked of another study")
         if t.result is not None:
             raise ConfigError(f"tell: trial {index} was told before ({t.result.status})")
         return t

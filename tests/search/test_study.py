@@ -132,6 +132,10 @@ def test_a_told_cost_over_a_limit_fails_the_trial():
     )
     assert b.status == "completed"
     assert [t.index for t in study.pareto()] == [1]
+    other = Study(SPACE, ("error", "latency_s"), None, ref_point=[1, 1], phases={"sobol": 1})
+    (mine,) = other.ask()
+    with pytest.raises(ConfigError, match="trial 0 was asked of another study"):
+        study.tell(mine, {"error": 0.1, "latency_s": 0.001})
 
 
 def test_the_arguments_are_checked_before_anything_is_stored(tmp_path):
