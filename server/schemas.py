@@ -236,7 +236,12 @@ def _finite(values: dict[str, float]) -> dict[str, float | None]:
 
 
 def planned_trials(config: dict[str, Any]) -> int:
-    """``(r1 + r2 + r3) * batch_size`` of a stored config (r3 only with morphisms)."""
+    """``(r1 + r2 + r3) * batch_size`` of a stored config (r3 only with morphisms); an
+    ask/tell study's rounds are in its ``plan``."""
+    plan = config.get("plan")
+    if isinstance(plan, dict):
+        rounds = sum(plan.get(p, 0) for p in ("sobol", "gp", "morph"))
+        return rounds * plan.get("batch_size", 1)
     r3 = config.get("r3", 0) if config.get("morphisms", True) else 0
     return (config.get("r1", 0) + config.get("r2", 0) + r3) * config.get("batch_size", 1)
 
