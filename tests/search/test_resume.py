@@ -245,19 +245,21 @@ def test_a_rerun_warm_start_child_says_it_starts_cold(tmp_path):
     store.add_trial(sid, 1, "morph", child.params, parent_index=0, morph=child.description + WARM)
     cfg = replace(cfg, r3=1)
 
+    from sparsemod.search import ProblemStudy
+
     starts = []
-    warm_start = Search._warm_start
+    warm_start = ProblemStudy.warm_start
 
     def spy(self, trial):
         starts.append(warm_start(self, trial))
         return starts[-1]
 
-    Search._warm_start = spy
+    ProblemStudy.warm_start = spy
     try:
         out = io.StringIO()
         Search(cfg, problem, out, store=store, search_id=sid).run()
     finally:
-        Search._warm_start = warm_start
+        ProblemStudy.warm_start = warm_start
     assert starts == [None]  # trained from scratch
     rerun = store.list_trials(sid)[1]
     assert rerun.status == "completed"
