@@ -71,8 +71,9 @@ class Plan:
 class Tools:
     """What the phases propose with (shared by all of them).
 
-    ``morphs``: whether the space's parameters can be morphed (a study over a problem's
-    builder); without, the GP pool has no morph neighbours and there is no morph phase.
+    ``morphs``: whether there is a morph phase (a study over a problem's builder, whose
+    children may start from their parent's weights). The GP pool's one-step neighbours of
+    the front are a step of each parameter, defined on any space: every study has them.
     """
 
     plan: Plan
@@ -240,9 +241,8 @@ class PoolGP(Phase):
         chunk = max(32, math.ceil(t.plan.num_candidates / max(t.plan.gp, 1)))
         fresh, self._pool = self._pool[:chunk], self._pool[chunk:]
         self._costed += t.costs.feasible(fresh, state.seen)
-        neighbours = []
-        if t.morphs:
-            neighbours = [m.params for p in state.pareto() for m in morphs(t.space, p.params)]
+        # one-step neighbours of the front: defined on any space (a step of each parameter)
+        neighbours = [m.params for p in state.pareto() for m in morphs(t.space, p.params)]
         candidates = t.costs.feasible(self._costed + neighbours, state.seen)
         chosen = self._choose(state, candidates, n)
         state.generation_seconds += time.perf_counter() - t0
