@@ -50,8 +50,9 @@ STUDY_COST_SCALE = "log"
 """A study's default ``cost_scale`` (``[TRAIN]``'s is ``linear``, kept for the searches
 stored with it). On two problems sparsemod never saw, a log scale gave a better front in
 log-size hypervolume than a linear one (0.978 vs 0.915 on breast-cancer, 0.976 vs 0.928
-on wine; 5 seeds x 30 trials, ``python bench/study_vs_optuna.py``): costs of networks for a microcontroller span
-orders of magnitude, and a linear scale treats 200 B and 2 kB alike."""
+on wine; 5 seeds x 30 trials, ``python bench/study_vs_optuna.py``): costs of networks
+for a microcontroller span orders of magnitude, and a linear scale treats 200 B and 2 kB
+alike."""
 
 
 class Study:
