@@ -7,6 +7,7 @@ only needs :meth:`SearchSpace.validate`, which gives one clear error per bad val
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ class IntParam:
     low: int
     high: int
     log: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range(self, numbers.Integral)
 
     def check(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
@@ -44,6 +48,9 @@ class FloatParam:
     high: float
     log: bool = False
 
+    def __post_init__(self) -> None:
+        _check_range(self, numbers.Real)
+
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ConfigError(f"parameter {self.name!r}: {value!r} is not a number")
@@ -61,6 +68,15 @@ class ChoiceParam:
     name: str
     values: tuple[Value, ...]
     ordered: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"parameter name {self.name!r} is not a non-empty string")
+        if not self.values:
+            raise ConfigError(f"parameter {self.name!r}: a choice needs at least one value")
+        bad = [v for v in self.values if not isinstance(v, (numbers.Real, str))]
+        if bad:
+            raise ConfigError(f"parameter {self.name!r}: values {bad} are not numbers or text")
 
     def check(self, value: Any) -> Value:
         for allowed in self.values:
@@ -85,6 +101,25 @@ class FixedParam:
         if value != self.value:
             raise ConfigError(f"parameter {self.name!r} is fixed to {self.value!r}, got {value!r}")
         return self.value
+
+
+def _check_range(p: IntParam | FloatParam, kind: type) -> None:
+    """A range parameter's bounds: numbers of its kind, low <= high, low > 0 on a log scale."""
+    if not isinstance(p.name, str) or not p.name:
+        raise ConfigError(f"parameter name {p.name!r} is not a non-empty string")
+    for bound in (p.low, p.high):
+        if isinstance(bound, bool) or not isinstance(bound, kind) or not math.isfinite(bound):
+            raise ConfigError(
+                f"parameter {p.name!r}: bound {bound!r} is not a finite {_kind(kind)}"
+            )
+    if p.low > p.high:
+        raise ConfigError(f"parameter {p.name!r}: low {p.low!r} is above high {p.high!r}")
+    if p.log and p.low <= 0:
+        raise ConfigError(f"parameter {p.name!r}: a log scale needs low > 0, got {p.low!r}")
+
+
+def _kind(kind: type) -> str:
+    return "integer" if kind is numbers.Integral else "number"
 
 
 Param = IntParam | FloatParam | ChoiceParam | FixedParam
