@@ -69,7 +69,8 @@ class Study:
         seed: seeds Sobol, the GP and the pool.
         phases: budgets in trials, ``{"sobol": 8, "gp": 24}``.
         batch_size: arms per round (chosen jointly by the GP); the stopper and the
-            hypervolume history count rounds.
+            hypervolume history count rounds. 1 by default: ask/tell users mostly
+            evaluate one network at a time (``[TRAIN] batch_size`` is 2).
         constraints: hard limits by cost name; arms over one are never proposed when
             ``costs`` is given, and a told trial over one fails.
         ref_point: the hypervolume reference point; by default error 1 and each cost its
@@ -91,7 +92,7 @@ class Study:
         *,
         store: str | Store = "sqlite://",
         name: str = "study",
-        seed: int = 0,
+        seed: int = SPECS["seed"].default,
         phases: Mapping[str, int] | None = None,
         batch_size: int = 1,
         constraints: Mapping[str, float] | None = None,
@@ -99,7 +100,7 @@ class Study:
         generator: str | None = None,
         num_candidates: int = SPECS["num_candidates"].default,
         cost_scale: str = STUDY_COST_SCALE,
-        tolerance: float = 0.0,
+        tolerance: float = SPECS["tolerance"].default,
         patience: int = SPECS["patience"].default,
         reporter: Reporter | None = None,
         load_if_exists: bool = False,
