@@ -104,7 +104,7 @@ class FixedParam:
 
 
 def _check_range(p: IntParam | FloatParam, kind: type) -> None:
-    """A range parameter's bounds: numbers of its kind, low <= high, low > 0 on a log scale."""
+    """A range parameter's bounds: numbers of its kind, low < high, low > 0 on a log scale."""
     if not isinstance(p.name, str) or not p.name:
         raise ConfigError(f"parameter name {p.name!r} is not a non-empty string")
     for bound in (p.low, p.high):
@@ -112,8 +112,11 @@ def _check_range(p: IntParam | FloatParam, kind: type) -> None:
             raise ConfigError(
                 f"parameter {p.name!r}: bound {bound!r} is not a finite {_kind(kind)}"
             )
-    if p.low > p.high:
-        raise ConfigError(f"parameter {p.name!r}: low {p.low!r} is above high {p.high!r}")
+    if p.low >= p.high:
+        raise ConfigError(
+            f"parameter {p.name!r}: low {p.low!r} must be below high {p.high!r} "
+            "(one value is a FixedParam)"
+        )
     if p.log and p.low <= 0:
         raise ConfigError(f"parameter {p.name!r}: a log scale needs low > 0, got {p.low!r}")
 

@@ -15,7 +15,8 @@ from sparsemod.space import FixedParam, FloatParam, IntParam, SearchSpace, choic
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: IntParam("a", 5, 2), "parameter 'a': low 5 is above high 2"),
+        (lambda: IntParam("a", 5, 2), "parameter 'a': low 5 must be below high 2"),
+        (lambda: FloatParam("b", 0.5, 0.5), r"low 0.5 must be below high 0.5 \(one value is a"),
         (lambda: IntParam("a", 0, 3, log=True), "a log scale needs low > 0, got 0"),
         (lambda: IntParam("a", 1.5, 3), "bound 1.5 is not a finite integer"),
         (lambda: FloatParam("b", 0.0, float("inf")), "bound inf is not a finite number"),
@@ -52,5 +53,5 @@ def test_a_mixed_space_survives_json_and_a_bad_one_is_named():
     assert SearchSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
     with pytest.raises(ConfigError, match="parameter kind 'matrix' is not one of"):
         SearchSpace.from_dict({"parameters": [{"kind": "matrix", "name": "m"}]})
-    with pytest.raises(ConfigError, match="parameter 'n': .*high"):
+    with pytest.raises(ConfigError, match="parameter 'n': .*high"):  # a missing bound
         SearchSpace.from_dict({"parameters": [{"kind": "int", "name": "n", "low": 1}]})

@@ -198,7 +198,11 @@ class Study:
         reference: Callable[[], list[float]],
         changes: Any = None,
     ) -> None:
-        """Create the study in the store (or take it up), start Ax, rebuild what was there."""
+        """Start Ax (a space it refuses writes nothing), then open the study in the store."""
+        p = self.plan
+        ax_init = p.sobol * p.batch_size if p.generator == "ax" else None
+        limits = {k: v for k, v in self.costs.constraints.items() if k in self.objectives}
+        self.ax = AxBackend(self.space, self.objectives, limits, p.seed, ax_init)
         ref_point = self.journal.open(
             name, config, self.objectives, reference, search_id, self.reporter.message, changes
         )
@@ -212,9 +216,6 @@ class Study:
 
     def _start(self, resumed: bool) -> None:
         p = self.plan
-        ax_init = p.sobol * p.batch_size if p.generator == "ax" else None
-        limits = {k: v for k, v in self.costs.constraints.items() if k in self.objectives}
-        self.ax = AxBackend(self.space, self.objectives, limits, p.seed, ax_init)
         tools = Tools(p, self.space, self.ax, self.costs, self.encoder, self._morphs)
         self.schedule = Schedule(plan(tools), p.batch_size, self.reporter.message)
         self._queue: list[dict[str, Any]] = []

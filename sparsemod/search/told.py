@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
-from sparsemod.core.vocabulary import OBJECTIVES
+from sparsemod.core.vocabulary import METRICS, OBJECTIVES
 from sparsemod.errors import ConfigError
 from sparsemod.evaluate import COMPLETED, FAILED, TrialResult
 from sparsemod.search.phases import Plan
@@ -23,7 +23,7 @@ from sparsemod.store import Store
 STUDY = "study"  # the problem name a study over a user's space is stored under
 PHASE_TRIALS = {"sobol": 8, "gp": 16}  # a study's default budgets, in trials
 # what tell() takes besides the objectives: the result's measured numbers
-TOLD = tuple(f.name for f in fields(TrialResult) if f.type in ("float | None", "int | None"))
+TOLD = tuple(m for m in METRICS if m in {f.name for f in fields(TrialResult)})
 
 
 def open_store(store: str | Store) -> Store:

@@ -54,19 +54,40 @@ def _sample() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     """Each built-in space at two settings, a Conv1d, a depthwise-separable and a residual
     network."""
     conv1d = nn.Sequential(
-        nn.Conv1d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
-        nn.Conv1d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(),
-        nn.Linear(320, 32), nn.ReLU(), nn.Linear(32, 10),
+        nn.Conv1d(1, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(16, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Flatten(),
+        nn.Linear(320, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
     )
     depthwise = nn.Sequential(  # three input channels: the input is transposed, not reshaped
-        nn.Conv2d(3, 3, 3, padding=1, groups=3), nn.ReLU(), nn.Conv2d(3, 12, 1), nn.ReLU(),
-        nn.Conv2d(12, 12, 3, padding=1, groups=12), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Conv2d(3, 3, 3, padding=1, groups=3),
+        nn.ReLU(),
+        nn.Conv2d(3, 12, 1),
+        nn.ReLU(),
+        nn.Conv2d(12, 12, 3, padding=1, groups=12),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
         nn.Linear(12 * 4 * 4, 10),
     )
     # three blocks: 1x1 reduce convs, an average pool into a conv (QUANTIZE), depthwise
     # convs, a 1x1 map whose flatten folds into the linear
-    cnn3 = _cnn(num_blocks=3, b1_type="downsampled", b1_pool="avg", b2_layers=2,
-                b3_type="depthwise", b3_filters=24, b3_pool="max", num_fc=2)
+    cnn3 = _cnn(
+        num_blocks=3,
+        b1_type="downsampled",
+        b1_pool="avg",
+        b2_layers=2,
+        b3_type="depthwise",
+        b3_filters=24,
+        b3_pool="max",
+        num_fc=2,
+    )
     return {
         "cnn reference": (_cnn(), (1, 1, 8, 8)),
         "cnn 3 blocks": (cnn3, (1, 1, 8, 8)),
@@ -103,8 +124,17 @@ def test_conv1d_runs_as_2d_ops_with_channels_last_activations():
     net, shape = _sample()["conv1d"]
     graph = lower(net.eval(), torch.randn(*shape))
     kinds = [op.kind for op in graph.ops]
-    assert kinds == ["RESHAPE", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D",
-                     "TRANSPOSE", "RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED"]
+    assert kinds == [
+        "RESHAPE",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "CONV_2D",
+        "MAX_POOL_2D",
+        "TRANSPOSE",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "FULLY_CONNECTED",
+    ]
     assert tflm_costs(net, torch.randn(*shape)).arena_activations == 960
 
 
