@@ -212,6 +212,11 @@ class ParamSpec(BaseModel):
     values: list[ParamValue] | None = None
     ordered: bool | None = None
     value: ParamValue | None = None
+    active_if: dict[str, list[ParamValue]] | None = Field(
+        default=None,
+        description="the parameter matters only when each named parameter has one of its "
+        "values; absent: always",
+    )
 
 
 class ProblemOut(BaseModel):

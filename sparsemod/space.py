@@ -2,6 +2,12 @@
 
 A space is plain data. The search package turns it into Ax parameters; the evaluator
 only needs :meth:`SearchSpace.validate`, which gives one clear error per bad value.
+
+A parameter may be *conditional*: ``IntParam("ch3", 4, 64, active_if={"n_conv": [3]})``
+matters only when ``n_conv`` is 3 (and every parameter its condition names is active).
+A point still gives every parameter a value; :meth:`SearchSpace.canonical` maps the
+inactive ones to one fixed value, so that two points of the same network look the same to
+the search (its encoding, its duplicate check and its morphs).
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from typing import Any
 from sparsemod.errors import ConfigError
 
 Value = int | float | str | bool
+Conditions = Any
+"""``active_if``: ``{parameter: allowed values}``; stored as sorted ``(name, values)``
+pairs, ``None`` for a parameter that is always active."""
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,11 @@ class IntParam:
     low: int
     high: int
     log: bool = False
+    active_if: Conditions = None
 
     def __post_init__(self) -> None:
         _check_range(self, numbers.Integral)
+        _set_conditions(self)
 
     def check(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
@@ -47,9 +58,11 @@ class FloatParam:
     low: float
     high: float
     log: bool = False
+    active_if: Conditions = None
 
     def __post_init__(self) -> None:
         _check_range(self, numbers.Real)
+        _set_conditions(self)
 
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -68,8 +81,10 @@ class ChoiceParam:
     name: str
     values: tuple[Value, ...]
     ordered: bool = False
+    active_if: Conditions = None
 
     def __post_init__(self) -> None:
+        _set_conditions(self)
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"parameter name {self.name!r} is not a non-empty string")
         if not self.values:
@@ -96,6 +111,10 @@ class FixedParam:
 
     name: str
     value: Value
+    active_if: Conditions = None
+
+    def __post_init__(self) -> None:
+        _set_conditions(self)
 
     def check(self, value: Any) -> Value:
         if value != self.value:
@@ -119,6 +138,33 @@ def _check_range(p: IntParam | FloatParam, kind: type) -> None:
         )
     if p.log and p.low <= 0:
         raise ConfigError(f"parameter {p.name!r}: a log scale needs low > 0, got {p.low!r}")
+
+
+def _set_conditions(p: Any) -> None:
+    """Normalise ``p.active_if`` to sorted ``(name, values)`` pairs (hashable, comparable)."""
+    raw = p.active_if
+    if raw is None:
+        return
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    try:
+        conditions = tuple(sorted((str(k), _values(v)) for k, v in pairs))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"parameter {p.name!r}: active_if {raw!r} is not a dict of parameter -> values"
+        ) from None
+    empty = [k for k, v in conditions if not v]
+    if not conditions or empty:
+        raise ConfigError(
+            f"parameter {p.name!r}: active_if {raw!r} needs at least one parameter, each "
+            "with at least one value"
+        )
+    object.__setattr__(p, "active_if", conditions)
+
+
+def _values(v: Any) -> tuple[Value, ...]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+        return (v,)  # one value for a list of one
+    return tuple(v)
 
 
 def _kind(kind: type) -> str:
@@ -152,6 +198,7 @@ class SearchSpace:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"search space: parameter names repeated: {dupes}")
+        self._check_conditions()
         if self.reference:
             self.validate(self.reference)
 
@@ -164,6 +211,44 @@ class SearchSpace:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def _check_conditions(self) -> None:
+        by_name = {p.name: p for p in self.parameters}
+        for p in self.parameters:
+            for name, values in p.active_if or ():
+                what = f"parameter {p.name!r}: active_if names {name!r}"
+                if name == p.name:
+                    raise ConfigError(f"{what}, itself")
+                if name not in by_name:
+                    raise ConfigError(f"{what}, which is not in the space ({self.names})")
+                if isinstance(by_name[name], FloatParam):
+                    raise ConfigError(f"{what}, a real-valued parameter; name a discrete one")
+                for v in values:
+                    try:
+                        by_name[name].check(v)
+                    except ConfigError as exc:
+                        raise ConfigError(f"parameter {p.name!r}: active_if: {exc}") from None
+        for p in self.parameters:  # a condition may name a conditional parameter: no loops
+            _no_loop(by_name, [p.name])
+
+    def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether parameter ``name`` matters at the point ``params``: every condition of
+        its ``active_if`` holds, and the parameters those conditions name are active."""
+        cond = self[name].active_if
+        if cond is None:
+            return True
+        return all(
+            params.get(other) in values and self.is_active(other, params) for other, values in cond
+        )
+
+    def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with every inactive parameter at one fixed value (its low end, its
+        first choice): two points of one network give the same dict."""
+        out = dict(params)
+        for p in self.parameters:
+            if p.active_if is not None and not self.is_active(p.name, params):
+                out[p.name] = _inactive_value(p)
+        return out
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Value]:
         """Check a parameter dict against the space.
@@ -216,7 +301,7 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The space as JSON data (:meth:`from_dict` reads it back): a study stores it."""
         return {
-            "parameters": [{"kind": _KINDS[type(p)], **asdict(p)} for p in self.parameters],
+            "parameters": [_param_dict(p) for p in self.parameters],
             "reference": dict(self.reference),
         }
 
@@ -253,6 +338,32 @@ class SearchSpace:
         return SearchSpace(self.parameters + extra, ref)
 
 
+def _no_loop(by_name: Mapping[str, Param], chain: list[str]) -> None:
+    for name, _ in by_name[chain[-1]].active_if or ():
+        if name in chain:
+            raise ConfigError(
+                f"search space: active_if conditions form a loop: {' -> '.join([*chain, name])}"
+            )
+        _no_loop(by_name, [*chain, name])
+
+
+def _param_dict(p: Param) -> dict[str, Any]:
+    out = {"kind": _KINDS[type(p)], **asdict(p)}
+    if p.active_if is None:
+        del out["active_if"]  # what a space without conditions stored before they existed
+    else:
+        out["active_if"] = {name: list(values) for name, values in p.active_if}
+    return out
+
+
+def _inactive_value(p: Param) -> Value:
+    if isinstance(p, FixedParam):
+        return p.value
+    if isinstance(p, ChoiceParam):
+        return p.values[0]
+    return p.low
+
+
 def _default_of(p: Param) -> Value:
     if isinstance(p, FixedParam):
         return p.value
@@ -263,9 +374,14 @@ def _default_of(p: Param) -> Value:
     return p.high
 
 
-def choice(name: str, values: Sequence[Value], ordered: bool | None = None) -> ChoiceParam:
+def choice(
+    name: str,
+    values: Sequence[Value],
+    ordered: bool | None = None,
+    active_if: Conditions = None,
+) -> ChoiceParam:
     """A choice parameter; numbers are ordered by default, strings are not."""
     values = tuple(values)
     if ordered is None:
         ordered = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    return ChoiceParam(name, values, ordered)
+    return ChoiceParam(name, values, ordered, active_if)

@@ -11,21 +11,19 @@ from fastapi import APIRouter
 from server.schemas import ParamSpec, ProblemOut, ProblemsOut
 from sparsemod.errors import SparsemodError
 from sparsemod.problems import available, get_problem
-from sparsemod.space import ChoiceParam, FixedParam, FloatParam, IntParam, Param
+from sparsemod.space import SearchSpace
 
 router = APIRouter(prefix="/problems", tags=["problems"])
 log = logging.getLogger(__name__)
 
 
-def _param(p: Param) -> ParamSpec:
-    if isinstance(p, IntParam | FloatParam):
-        kind = "int" if isinstance(p, IntParam) else "float"
-        return ParamSpec(name=p.name, type=kind, low=p.low, high=p.high, log=p.log)
-    if isinstance(p, ChoiceParam):
-        return ParamSpec(name=p.name, type="choice", values=list(p.values), ordered=p.ordered)
-    if isinstance(p, FixedParam):
-        return ParamSpec(name=p.name, type="fixed", value=p.value)
-    raise TypeError(f"unknown parameter type {type(p).__name__}")
+def _params(space: SearchSpace) -> list[ParamSpec]:
+    # The space's own JSON form (what a study stores), with its "kind" as the API's "type".
+    out = []
+    for raw in space.to_dict()["parameters"]:
+        kind = raw.pop("kind")
+        out.append(ParamSpec(type=kind, **raw))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,7 +40,7 @@ def _problems() -> tuple[ProblemOut, ...]:
             ProblemOut(
                 name=name,
                 description=problem.description,
-                parameters=[_param(p) for p in problem.space.parameters],
+                parameters=_params(problem.space),
                 reference=dict(problem.space.reference),
             )
         )

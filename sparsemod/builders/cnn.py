@@ -52,22 +52,27 @@ def cnn_space() -> SearchSpace:
     Returns:
         A space with ``num_blocks``; per block ``b{b}_layers``, ``b{b}_type``,
         ``b{b}_filters``, ``b{b}_kernel``, ``b{b}_pool``; ``num_fc``, ``fc1_units``,
-        ``fc2_units``, ``dropout``; and the training keys ``lr`` and ``keep_ratio``.
+        ``fc2_units``, ``dropout``; and the training keys ``lr`` and ``keep_ratio``. The
+        parameters of block ``b`` are active when ``num_blocks >= b``; ``fc{i}_units`` when
+        ``num_fc >= i``; ``dropout`` when ``num_fc >= 1``.
     """
     params: list[Param] = [IntParam("num_blocks", 1, MAX_BLOCKS)]
     for b in range(1, MAX_BLOCKS + 1):
+        # block b exists when num_blocks >= b
+        used = None if b == 1 else {"num_blocks": list(range(b, MAX_BLOCKS + 1))}
         params += [
-            IntParam(f"b{b}_layers", 1, 3),
-            choice(f"b{b}_type", LAYER_TYPES),
-            IntParam(f"b{b}_filters", 4, 64, log=True),
-            choice(f"b{b}_kernel", [3, 5]),
-            choice(f"b{b}_pool", POOLS),
+            IntParam(f"b{b}_layers", 1, 3, active_if=used),
+            choice(f"b{b}_type", LAYER_TYPES, active_if=used),
+            IntParam(f"b{b}_filters", 4, 64, log=True, active_if=used),
+            choice(f"b{b}_kernel", [3, 5], active_if=used),
+            choice(f"b{b}_pool", POOLS, active_if=used),
         ]
+    any_fc = {"num_fc": list(range(1, MAX_FC + 1))}
     params += [
         IntParam("num_fc", 0, MAX_FC),
-        IntParam("fc1_units", 8, 256, log=True),
-        IntParam("fc2_units", 8, 256, log=True),
-        FloatParam("dropout", 0.0, 0.5),
+        IntParam("fc1_units", 8, 256, log=True, active_if=any_fc),
+        IntParam("fc2_units", 8, 256, log=True, active_if={"num_fc": [2]}),
+        FloatParam("dropout", 0.0, 0.5, active_if=any_fc),  # dropout follows each FC layer
         FloatParam("lr", 1e-4, 1e-1, log=True),
         FloatParam("keep_ratio", 0.05, 1.0),
     ]

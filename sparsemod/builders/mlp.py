@@ -32,11 +32,19 @@ def mlp_space() -> SearchSpace:
 
     Returns:
         A space with ``num_layers``, ``units1``..``units3``, ``activation``, ``dropout``, and
-        the training keys ``lr`` and ``keep_ratio``.
+        the training keys ``lr`` and ``keep_ratio``; ``units{i}`` is active when
+        ``num_layers >= i``.
     """
     params = (
         IntParam("num_layers", 1, MAX_LAYERS),
-        *(IntParam(f"units{i}", 16, 512, log=True) for i in range(1, MAX_LAYERS + 1)),
+        IntParam("units1", 16, 512, log=True),
+        *(
+            IntParam(
+                f"units{i}", 16, 512, log=True,
+                active_if={"num_layers": list(range(i, MAX_LAYERS + 1))},
+            )  # fmt: skip
+            for i in range(2, MAX_LAYERS + 1)
+        ),
         choice("activation", list(_ACTIVATIONS)),
         FloatParam("dropout", 0.0, 0.5),
         FloatParam("lr", 1e-4, 1e-1, log=True),

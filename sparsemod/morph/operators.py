@@ -26,12 +26,6 @@ _OPS_UP_DOWN = {"width": ("widen", "narrow"), "depth": ("deepen", "shallow")}
 _PRESERVING_OPS = frozenset({"widen", "deepen"})
 
 _WIDTH_NAME = re.compile(r"units\d+")
-# A parameter of a repeated structure only matters while its index is within the count.
-_GATED = (
-    (re.compile(r"b(\d+)_.+"), "num_blocks"),
-    (re.compile(r"fc(\d+)_units"), "num_fc"),
-    (re.compile(r"units(\d+)"), "num_layers"),
-)
 
 
 def infer_roles(space: SearchSpace) -> dict[str, str]:
@@ -103,10 +97,9 @@ def morphs(
     """Every single-step morph of a parameter dict.
 
     Parameters are visited in the space's order; each gives its larger step before its
-    smaller one. Parameters that cannot change the network are skipped: ``b{k}_*`` when
-    ``k > num_blocks``, ``fc{k}_units`` when ``k > num_fc``, ``units{k}`` when
-    ``k > num_layers`` (each rule only when the count parameter is in the space). Raising a
-    count brings the next block into use with the values its parameters already hold.
+    smaller one. A parameter inactive at the parent (its ``active_if`` does not hold)
+    cannot change the network and is skipped. Raising a count brings the next block into
+    use with the values its parameters already hold.
 
     Args:
         space: the search space.
@@ -133,7 +126,7 @@ def morphs(
     out: list[Morph] = []
     seen: list[dict[str, Any]] = [parent]
     for p in space.parameters:
-        if isinstance(p, FixedParam) or not _matters(p.name, parent):
+        if isinstance(p, FixedParam) or not space.is_active(p.name, parent):
             continue
         old = parent[p.name]
         for op, new in _steps(p, all_roles[p.name], old):
@@ -154,14 +147,6 @@ def morphs(
                 )
             )
     return out
-
-
-def _matters(name: str, params: Mapping[str, Any]) -> bool:
-    for pattern, count in _GATED:
-        m = pattern.fullmatch(name)
-        if m and count in params and int(m.group(1)) > int(params[count]):
-            return False
-    return True
 
 
 def _steps(p: Param, role: str, v: Any) -> list[tuple[str, Any]]:

@@ -1,7 +1,10 @@
 """Parameters as numbers: a unit-cube encoding for the GP and quasi-random sampling.
 
 Ranges map linearly (or on a log scale) to [0, 1]; ordered choices to their rank spread
-over [0, 1]; unordered choices to one-hot columns; fixed parameters are left out.
+over [0, 1]; unordered choices to one-hot columns; fixed parameters are left out. An
+inactive parameter (``active_if``) is encoded at the one value
+:meth:`~sparsemod.space.SearchSpace.canonical` gives it, so the GP sees one point per
+network.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Encoder:
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """One parameter dict as a vector of length ``dim``."""
         out: list[float] = []
+        params = self.space.canonical(params)
         for p in self.free:
             v = params[p.name]
             if isinstance(p, ChoiceParam):
