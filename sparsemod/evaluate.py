@@ -99,12 +99,19 @@ def _failed(
     return TrialResult(FAILED, params, settings.seed, failure_reason=reason, history=tuple(history))
 
 
-def _build(
+def build_network(
     problem: Problem,
     params: Mapping[str, Any],
     splits: Splits | None,
     shape: tuple[tuple[int, ...], int] | None = None,
 ) -> nn.Module:
+    """The problem's network for ``params``, for the data of ``splits`` or of ``shape``
+    (``(input_shape, num_classes)``).
+
+    Raises:
+        BuildError: the builder says the parameters give no network, or it returned
+            something that is not a module.
+    """
     input_shape, num_classes = shape or (tuple(splits.input_shape), splits.num_classes)
     # A builder says BuildError for a combination that gives no network; anything else it
     # raises is a bug in it, and propagates.
@@ -123,7 +130,7 @@ def _run(
     warm_start: WarmStart | None = None,
 ) -> TrialResult:
     with seeded(settings.seed):
-        model = _build(problem, params, splits)
+        model = build_network(problem, params, splits)
     if warm_start is not None:
         counts = _inherit(problem, warm_start, model, splits)
         history.append(
@@ -264,7 +271,7 @@ def _state_bytes(model: nn.Module) -> bytes:
 def _inherit(problem: Problem, warm: WarmStart, child: nn.Module, splits: Splits) -> dict[str, int]:
     from sparsemod.morph import inherit_weights
 
-    parent = _build(problem, warm.params, splits)
+    parent = build_network(problem, warm.params, splits)
     state = torch.load(io.BytesIO(warm.state), map_location="cpu", weights_only=True)
     parent.load_state_dict(state)
     return dict(inherit_weights(parent.eval(), child))
@@ -347,7 +354,7 @@ def predict_costs(
     """
     params = problem.space.validate(params)
     with seeded(settings.seed):
-        model = _build(problem, params, splits=None, shape=(tuple(input_shape), num_classes))
+        model = build_network(problem, params, splits=None, shape=(tuple(input_shape), num_classes))
     model.eval()
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     if settings.pruning and keep < 1.0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import traceback
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +40,10 @@ class Costs:
         encoder: the space's encoder (draws the reference sample).
         seed: the search's seed.
         debug: keep the traceback of a candidate that does not build.
+        identify: which network a candidate is (equal for two candidates that train the
+            same network; for a problem,
+            :func:`~sparsemod.identity.network_fingerprint`). ``None``: the parameters
+            with the inactive ones at one value (:meth:`SearchSpace.canonical`).
     """
 
     def __init__(
@@ -50,8 +54,11 @@ class Costs:
         encoder: Encoder,
         seed: int,
         debug: bool = False,
+        identify: Callable[[Mapping[str, Any]], Hashable] | None = None,
     ) -> None:
         self._predict = predict
+        self._identify = identify
+        self._identity: dict[tuple, Hashable] = {}
         self.constraints = dict(constraints)
         self.costs = [o for o in objectives if o != "error"]
         self.encoder = encoder
@@ -101,6 +108,24 @@ class Costs:
                 raise ConfigError(f"the cost function gave {name} = {value!r}, not a finite number")
         return out
 
+    def identity(self, params: Mapping[str, Any]) -> Hashable:
+        """Which network ``params`` train: equal for two candidates exactly when one would
+        repeat the other's training (see ``identify``). A candidate that does not build is
+        known by its canonical parameters."""
+        k = key(params)
+        if k not in self._identity:
+            found = None
+            if self._identify is not None:
+                try:
+                    with _one_thread():
+                        found = self._identify(params)
+                except BuildError:
+                    found = None
+            self._identity[k] = (
+                found if found is not None else key(self.encoder.space.canonical(params))
+            )
+        return self._identity[k]
+
     def why(self, params: Mapping[str, Any]) -> str:
         """Why ``params`` do not build (empty when they do, or were never costed)."""
         return self.build_errors.get(key(params), "")
@@ -136,18 +161,19 @@ class Costs:
         )
 
     def feasible(
-        self, candidates: Sequence[Mapping[str, Any]], seen: Collection[tuple]
+        self, candidates: Sequence[Mapping[str, Any]], seen: Collection[Hashable]
     ) -> list[dict[str, Any]]:
-        """The candidates not in ``seen`` that build and keep every hard limit, once each."""
-        out, keys = [], set()
+        """The candidates that build and keep every hard limit, one per network, none of
+        them a network in ``seen`` (by :meth:`identity`)."""
+        out, networks = [], set()
         for params in candidates:
-            k = key(params)
-            if k in seen or k in keys:
-                continue
             costs = self.predict(params)
             if costs is None or self.violates(costs):
                 continue
-            keys.add(k)
+            network = self.identity(params)
+            if network in seen or network in networks:
+                continue
+            networks.add(network)
             out.append(dict(params))
         return out
 

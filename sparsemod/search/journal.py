@@ -17,7 +17,6 @@ from sparsemod.evaluate import COMPLETED, FAILED
 from sparsemod.problems import Problem
 from sparsemod.search import record
 from sparsemod.search.ax_backend import AxBackend
-from sparsemod.search.encoding import key
 from sparsemod.search.phases import COLD, WARM
 from sparsemod.search.state import SearchState, Trial
 from sparsemod.store import NewTrial, Store
@@ -160,7 +159,7 @@ class Journal:
                 tr.morph, id=tr.id,
             )  # fmt: skip
             state.trials.append(trial)
-            state.seen.add(key(trial.params))
+            state.seen.add(state.identify(trial.params))
             trial.ax_index = ax.attach(trial.params)
             if tr.status == "running":
                 rerun.append(trial)

@@ -124,7 +124,8 @@ class Phase:
         raise NotImplementedError
 
     def _from_ax(self, state: SearchState, n: int) -> list[Trial]:
-        """Arms from Ax's generation strategy; those over a hard limit are abandoned."""
+        """Arms from Ax's generation strategy; those over a hard limit, and those of a
+        network already trained or training, are abandoned."""
         t = self.tools
         arms: list[Trial] = []
         tries = 0
@@ -141,6 +142,10 @@ class Phase:
                 costs = t.costs.predict(params)
                 if costs is not None and t.costs.violates(costs):
                     state.rejected += 1
+                    t.ax.abandon(ax_index)
+                    continue
+                if t.costs.identity(params) in state.seen:  # a network trained before
+                    state.duplicates += 1
                     t.ax.abandon(ax_index)
                     continue
                 trial = state.new_trial(params, self.name, costs or {})

@@ -25,6 +25,7 @@ from typing import Any
 from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
 from sparsemod.evaluate import EvalSettings, WarmStart, predict_costs
+from sparsemod.identity import network_fingerprint
 from sparsemod.problems import Problem
 from sparsemod.search.costs import Costs
 from sparsemod.search.encoding import Encoder
@@ -101,9 +102,12 @@ def problem_study(
     def predict(params: Mapping[str, Any]) -> dict[str, float]:
         return predict_costs(problem, params, costing, *shape)
 
+    def identify(params: Mapping[str, Any]) -> str:
+        return network_fingerprint(problem, params, costing, *shape)
+
     costs = Costs(
         predict, config.constraints, config.objective_names, Encoder(problem.space),
-        config.seed, config.debug,
+        config.seed, config.debug, identify,
     )  # fmt: skip
     reporter = reporter if reporter is not None else ConsoleReporter()
     return ProblemStudy(config, problem, costs, store, search_id, reporter, settings)

@@ -7,7 +7,7 @@ same state drives a search run here and one whose trials are evaluated elsewhere
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +56,11 @@ class SearchState:
     hv_history: list[float] = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0  # arms that broke a hard limit before training
+    duplicates: int = 0  # arms Ax drew of a network already trained, dropped before training
     generation_seconds: float = 0.0  # time spent choosing arms
     sobol_drawn: int = 0  # Sobol points drawn from Ax (stored with each round)
-    seen: set[tuple] = field(default_factory=set)  # the params of every trial, by key()
+    identify: Callable[[Mapping[str, Any]], Hashable] = key  # which network params train
+    seen: set[Hashable] = field(default_factory=set)  # every trial's network, by identify()
 
     @property
     def costs(self) -> list[str]:
@@ -76,8 +78,15 @@ class SearchState:
         """Add an arm (not yet evaluated) and return it."""
         trial = Trial(len(self.trials), phase, dict(params), predicted, parent, morph)
         self.trials.append(trial)
-        self.seen.add(key(params))
+        self.seen.add(self.identify(params))
         return trial
+
+    def trained(self, params: Mapping[str, Any]) -> Trial | None:
+        """The first trial of the network ``params`` train, if there is one."""
+        network = self.identify(params)
+        if network not in self.seen:
+            return None
+        return next(t for t in self.trials if self.identify(t.params) == network)
 
     def in_phase(self, phase: str) -> int:
         """How many trials the phase has proposed."""

@@ -207,7 +207,7 @@ class Study:
             name, config, self.objectives, reference, search_id, self.reporter.message, changes
         )
         self.search_id = self.journal.search_id
-        self.state = SearchState(self.objectives, ref_point)
+        self.state = SearchState(self.objectives, ref_point, identify=self.costs.identity)
         try:
             self._start(search_id is not None)
         except BaseException as exc:
