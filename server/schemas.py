@@ -119,6 +119,11 @@ class TrialOut(BaseModel):
     params: dict[str, ParamValue | None]
     parent_index: int | None
     morph: str | None
+    duplicate_of: int | None = Field(
+        default=None,
+        description="the index of the earlier trial of the same network, whose result this "
+        "one took without training",
+    )
     seed: int
     metrics: dict[str, float | None]
     predicted: dict[str, float | None]
@@ -139,6 +144,7 @@ class TrialOut(BaseModel):
             params=dict(rec.params),
             parent_index=rec.parent_index,
             morph=rec.morph,
+            duplicate_of=rec.duplicate_of,
             seed=rec.seed,
             metrics=_finite(rec.metrics),
             predicted=_finite(rec.predicted),

@@ -55,3 +55,76 @@ def test_a_mixed_space_survives_json_and_a_bad_one_is_named():
         SearchSpace.from_dict({"parameters": [{"kind": "matrix", "name": "m"}]})
     with pytest.raises(ConfigError, match="parameter 'n': .*high"):  # a missing bound
         SearchSpace.from_dict({"parameters": [{"kind": "int", "name": "n", "low": 1}]})
+
+
+# ----------------------------------------------------------------- conditional parameters
+
+COND = SearchSpace(
+    (
+        IntParam("n", 1, 3),
+        IntParam("c2", 4, 64, log=True, active_if={"n": [2, 3]}),
+        choice("p3", ["max", "none"], active_if={"n": 3, "c2": [4, 8]}),
+        FloatParam("lr", 1e-4, 1e-1, log=True),
+    )
+)
+
+
+def test_active_if_holds_when_every_condition_and_its_parameters_do():
+    assert COND.is_active("c2", {"n": 2}) and not COND.is_active("c2", {"n": 1})
+    assert COND.is_active("p3", {"n": 3, "c2": 8})
+    assert not COND.is_active("p3", {"n": 3, "c2": 16})
+    assert not COND.is_active("p3", {"n": 2, "c2": 8})
+    assert COND.is_active("lr", {})
+    point = {"n": 1, "c2": 30, "p3": "none", "lr": 0.01}
+    # inactive: the low end, the first choice; active values are kept
+    assert COND.canonical(point) == {"n": 1, "c2": 4, "p3": "max", "lr": 0.01}
+    assert COND.canonical({**point, "n": 3, "c2": 8}) == {**point, "n": 3, "c2": 8}
+
+
+def test_a_conditional_space_round_trips_through_json():
+    data = json.loads(json.dumps(COND.to_dict()))
+    assert data["parameters"][2]["active_if"] == {"c2": [4, 8], "n": [3]}
+    assert "active_if" not in data["parameters"][0]
+    assert SearchSpace.from_dict(data) == COND
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ((IntParam("a", 1, 3, active_if={"b": [1]}),), r"'a': active_if names 'b', which is not"),
+        ((IntParam("a", 1, 3, active_if={"a": [1]}),), r"'a': active_if names 'a', itself"),
+        (
+            (IntParam("a", 1, 3, active_if={"b": [7]}), IntParam("b", 1, 3)),
+            r"'a': active_if: parameter 'b': 7 is outside \[1, 3\]",
+        ),
+        (
+            (IntParam("a", 1, 3, active_if={"b": [1]}), FloatParam("b", 0.0, 1.0)),
+            r"'a': active_if names 'b', a real-valued parameter",
+        ),
+        (
+            (IntParam("a", 1, 3, active_if={"b": [1]}), IntParam("b", 1, 3, active_if={"a": [1]})),
+            r"active_if conditions form a loop: a -> b -> a",
+        ),
+    ],
+)
+def test_bad_conditions_are_named_when_the_space_is_made(params, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchSpace(params)
+
+
+def test_an_empty_condition_is_refused():
+    with pytest.raises(ConfigError, match="'a': active_if {} needs at least one parameter"):
+        IntParam("a", 1, 3, active_if={})
+
+
+def test_the_built_in_spaces_declare_their_unused_parameters():
+    from sparsemod.builders.cnn import cnn_space
+    from sparsemod.builders.mlp import mlp_space
+
+    cnn = cnn_space()
+    one = {**cnn.reference, "num_blocks": 1, "num_fc": 0}
+    inactive = sorted(p.name for p in cnn.parameters if not cnn.is_active(p.name, one))
+    blocks = [f"b{b}_{k}" for b in (2, 3) for k in ("layers", "type", "filters", "kernel", "pool")]
+    assert inactive == sorted([*blocks, "fc1_units", "fc2_units", "dropout"])
+    mlp = mlp_space()
+    assert [mlp.is_active(f"units{i}", {"num_layers": 2}) for i in (1, 2, 3)] == [True, True, False]

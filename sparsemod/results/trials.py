@@ -26,6 +26,8 @@ _METRIC_COLUMNS = (
     "accuracy_val",
     "train_seconds",
 )
+# After parent, in the table only when a trial took an earlier trial's result.
+_DUPLICATE = "duplicate_of"
 # Beside latency_s, the cost model's latency, in the table only when a latency_hook measured
 # latency_s on the device (the searches without one keep their columns).
 _MODELLED = "latency_model_s"
@@ -48,6 +50,8 @@ def trial_row(trial: TrialRecord) -> dict[str, Any]:
         "failure_reason": trial.failure_reason,
         "params": trial.params,
     }
+    if trial.duplicate_of is not None:
+        row[_DUPLICATE] = trial.duplicate_of
     row.update(trial.metrics)
     return row
 
@@ -69,8 +73,9 @@ def trials_frame(
     Returns:
         Columns ``index, phase, parent, status, failure_reason``, the parameters, then
         ``error, model_size_bytes, working_memory_bytes, flops, latency_s, accuracy_val,
-        train_seconds, is_pareto``; ``latency_model_s`` after ``latency_s`` when a row has
-        one. ``is_pareto`` is computed among ``completed`` trials only.
+        train_seconds, is_pareto``; ``latency_model_s`` after ``latency_s`` and
+        ``duplicate_of`` after ``parent`` when a row has one. ``is_pareto`` is computed
+        among ``completed`` trials that are not duplicates.
 
     Raises:
         ConfigError: an objective is unknown, or a parameter name clashes with a column.
@@ -84,32 +89,36 @@ def trials_frame(
     if any(row.get(_MODELLED) is not None for row in rows):
         at = _METRIC_COLUMNS.index("latency_s") + 1
         metric_columns = (*_METRIC_COLUMNS[:at], _MODELLED, *_METRIC_COLUMNS[at:])
-    clash = sorted(set(param_names) & set(_ID_COLUMNS + metric_columns + ("is_pareto",)))
+    id_columns = _ID_COLUMNS
+    if any(row.get(_DUPLICATE) is not None for row in rows):
+        at = _ID_COLUMNS.index("parent") + 1
+        id_columns = (*_ID_COLUMNS[:at], _DUPLICATE, *_ID_COLUMNS[at:])
+    clash = sorted(set(param_names) & set(id_columns + metric_columns + ("is_pareto",)))
     if clash:
         raise ConfigError(f"parameter name(s) {clash} clash with result columns")
     records = []
     for row in rows:
         params = row.get("params") or {}
-        rec: dict[str, Any] = {c: row.get(c) for c in _ID_COLUMNS}
+        rec: dict[str, Any] = {c: row.get(c) for c in id_columns}
         for name in param_names:
             rec[name] = row[name] if name in row else params.get(name)
         for c in metric_columns:
             value = row.get(c)
             rec[c] = np.nan if value is None else value
         records.append(rec)
-    columns = [*_ID_COLUMNS, *param_names, *metric_columns]
+    columns = [*id_columns, *param_names, *metric_columns]
     frame = pd.DataFrame.from_records(records, columns=columns)
     for c in metric_columns:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     # Trials without a parent would turn the column into floats (3.0); keep it integral.
-    frame["parent"] = pd.array(
-        [
-            None if p is None or (isinstance(p, float) and np.isnan(p)) else int(p)
-            for p in frame["parent"]
-        ],
-        dtype="Int64",
-    )
+    for c in {"parent", _DUPLICATE} & set(id_columns):
+        frame[c] = pd.array(
+            [None if p is None or (isinstance(p, float) and np.isnan(p)) else int(p) for p in frame[c]],
+            dtype="Int64",
+        )
     completed = (frame["status"] == "completed").to_numpy(dtype=bool)
+    if _DUPLICATE in id_columns:  # a duplicate repeats its original's point
+        completed &= frame[_DUPLICATE].isna().to_numpy(dtype=bool)
     mask = np.zeros(len(frame), dtype=bool)
     if completed.any():
         mask[completed] = pareto_mask(frame.loc[completed, list(objectives)].to_numpy(float))

@@ -126,6 +126,21 @@ class Costs:
             )
         return self._identity[k]
 
+    def admit(self, params: Mapping[str, Any], what: str) -> None:
+        """Refuse ``params`` that do not build or break a hard limit (``what`` names the
+        caller in the error).
+
+        Raises:
+            ConfigError: naming why.
+        """
+        costs = self.predict(params)
+        if costs is None:
+            raise ConfigError(f"{what}: {dict(params)} does not build: {self.why(params)}")
+        over = {k: costs[k] for k, v in self.constraints.items() if k in costs and costs[k] > v}
+        if over:
+            limits = ", ".join(over)
+            raise ConfigError(f"{what}: {dict(params)} breaks the limit on {limits}: {over}")
+
     def why(self, params: Mapping[str, Any]) -> str:
         """Why ``params`` do not build (empty when they do, or were never costed)."""
         return self.build_errors.get(key(params), "")

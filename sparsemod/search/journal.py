@@ -102,7 +102,10 @@ class Journal:
         resume proposes the whole round again (it counts rounds by the arms stored).
         """
         rows = [
-            NewTrial(t.index, t.phase, t.params, t.parent, t.morph, seed, t.predicted) for t in arms
+            NewTrial(
+                t.index, t.phase, t.params, t.parent, t.morph, seed, t.predicted, t.duplicate_of
+            )  # fmt: skip
+            for t in arms
         ]
         ids = self.store.add_trials(self.search_id, rows, sobol_drawn=sobol_drawn)
         for trial, trial_id in zip(arms, ids):
@@ -156,7 +159,7 @@ class Journal:
         for tr in self.store.list_trials(self.search_id):
             trial = Trial(
                 tr.index, tr.phase, dict(tr.params), dict(tr.predicted), tr.parent_index,
-                tr.morph, id=tr.id,
+                tr.morph, id=tr.id, duplicate_of=tr.duplicate_of,
             )  # fmt: skip
             state.trials.append(trial)
             state.seen.add(state.identify(trial.params))

@@ -31,6 +31,7 @@ class Trial:
     result: TrialResult | None = None
     ax_index: int | None = None
     id: int | None = None  # the store's trial id
+    duplicate_of: int | None = None  # the earlier trial of this network, whose result it took
 
     @property
     def status(self) -> str:
@@ -105,8 +106,9 @@ class SearchState:
         )
 
     def pareto(self) -> list[Trial]:
-        """The completed trials no other completed trial dominates."""
-        done = self.completed()
+        """The completed trials no other completed trial dominates (a duplicate, whose
+        point is its original's, is not one)."""
+        done = [t for t in self.completed() if t.duplicate_of is None]
         if not done:
             return []
         mask = pareto_mask(self.values(done))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from sparsemod.errors import ConfigError
@@ -44,15 +44,7 @@ from sparsemod.settings import SPECS
 from sparsemod.space import SearchSpace
 from sparsemod.store import Store
 
-__all__ = ["STUDY_COST_SCALE", "Study"]
-
-STUDY_COST_SCALE = "log"
-"""A study's default ``cost_scale`` (``[TRAIN]``'s is ``linear``, kept for the searches
-stored with it). On two problems sparsemod never saw, a log scale gave a better front in
-log-size hypervolume than a linear one (0.978 vs 0.915 on breast-cancer, 0.976 vs 0.928
-on wine; 5 seeds x 30 trials, ``python bench/study_vs_optuna.py``): costs of networks
-for a microcontroller span orders of magnitude, and a linear scale treats 200 B and 2 kB
-alike."""
+__all__ = ["Study"]
 
 
 class Study:
@@ -77,8 +69,7 @@ class Study:
             limit, else 1.1 x its largest value over 64 quasi-random points.
         generator, num_candidates, cost_scale, tolerance, patience: as the ``[TRAIN]``
             keys of the same names (README); ``generator`` is ``pool`` with ``costs``,
-            and must be ``ax`` without. A study's ``cost_scale`` is ``log`` by default
-            (:data:`STUDY_COST_SCALE`).
+            and must be ``ax`` without.
         reporter: hears each event and each told trial (silent by default).
         load_if_exists: a study of this name in the store is loaded (as :meth:`load`),
             provided it was created with the same arguments; without, its name is refused.
@@ -99,7 +90,7 @@ class Study:
         ref_point: Sequence[float] | None = None,
         generator: str | None = None,
         num_candidates: int = SPECS["num_candidates"].default,
-        cost_scale: str = STUDY_COST_SCALE,
+        cost_scale: str = SPECS["cost_scale"].default,
         tolerance: float = SPECS["tolerance"].default,
         patience: int = SPECS["patience"].default,
         reporter: Reporter | None = None,
@@ -236,14 +227,7 @@ class Study:
                 hard limit.
         """
         params = self.space.validate(params)
-        costs = self.costs.predict(params)
-        if costs is None:
-            raise ConfigError(f"enqueue: {params} does not build: {self.costs.why(params)}")
-        over = {
-            k: costs[k] for k, v in self.costs.constraints.items() if k in costs and costs[k] > v
-        }
-        if over:
-            raise ConfigError(f"enqueue: {params} breaks the limit on {', '.join(over)}: {over}")
+        self.costs.admit(params, "enqueue")
         self._queue.append(params)
 
     def ask(self, n: int = 1) -> list[Trial]:
@@ -263,18 +247,21 @@ class Study:
         for run in self.schedule.runs:
             if run.finished:
                 continue
-            free = self.schedule.free(run)
-            if free > 0:
+            while (free := self.schedule.free(run)) > 0:
                 arms = self._ask(run, min(wanted(run, free), free))
+                if arms is None:
+                    break
                 if arms:
                     return arms
+                # every arm of the round was a duplicate, which took its result: ask again
             self.schedule.end(run, self.state)
         if not self._pending and self.journal.problem == STUDY:
             # every phase has spent its budget (a search is done once its files are written)
             self.journal.set_status("done")
         return []
 
-    def _ask(self, run: Run, k: int) -> list[Trial]:
+    def _ask(self, run: Run, k: int) -> list[Trial] | None:
+        """The arms of the round that need an evaluation (``None``: the phase has none)."""
         t0 = time.perf_counter()
         arms = self._from_queue(run, k)
         if len(arms) < k:
@@ -284,19 +271,32 @@ class Study:
             self.reporter.message(
                 f"[{run.phase.name}] no candidate left that meets the constraints; phase ends"
             )
-            return []
+            return None
         self.journal.store_round(arms, self.plan.seed, self.state.sobol_drawn)
         self.schedule.place(run, arms, k, t0, t1)
         self._pending += arms
-        return arms
+        for arm in arms:
+            if arm.duplicate_of is not None:  # the network's result is known: no training
+                done = self.state.trials[arm.duplicate_of].result
+                self.record(arm, replace(done, model=None, trained_state=None))
+        return [arm for arm in arms if arm.duplicate_of is None]
 
     def _from_queue(self, run: Run, k: int) -> list[Trial]:
-        arms = []
+        """Enqueued arms; one of a network trained before is a duplicate that takes the
+        earlier result, one of a network still training waits in the queue for it."""
+        arms, waiting = [], []
         while self._queue and len(arms) < k:
             params = self._queue.pop(0)
+            earlier = self.state.trained(params)
+            if earlier is not None and earlier.result is None:
+                waiting.append(params)
+                continue
             costs = self.costs.predict(params)
             arms.append(self.state.new_trial(params, run.phase.name, costs or {}))
             arms[-1].ax_index = self.ax.attach(params)
+            if earlier is not None:
+                arms[-1].duplicate_of = earlier.index
+        self._queue[:0] = waiting
         return arms
 
     # -- telling ----------------------------------------------------------------------
@@ -384,14 +384,14 @@ class Study:
 
     def trials_frame(self) -> Any:
         """A pandas DataFrame, one row per trial: index, phase, status, the parameters,
-        the objectives, ``predicted_<cost>`` and whether it is on the front."""
+        ``duplicate_of``, the objectives, ``predicted_<cost>`` and whether it is on the front."""
         import pandas as pd
 
         front = {t.index for t in self.pareto()}
         rows = []
         for t in self.state.trials:
             row: dict[str, Any] = {"index": t.index, "phase": t.phase, "status": t.status}
-            row.update(t.params)
+            row.update(t.params, duplicate_of=t.duplicate_of)
             row.update({o: t.value(o) for o in self.objectives})
             row.update({f"predicted_{k}": v for k, v in t.predicted.items()})
             row["pareto"] = t.index in front

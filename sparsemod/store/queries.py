@@ -67,6 +67,7 @@ def trial_records(session: Session, rows: Sequence[TrialRow]) -> list[TrialRecor
             params=params[row.id],
             parent_index=row.parent_index,
             morph=row.morph,
+            duplicate_of=row.duplicate_of,
             seed=row.seed,
             metrics=metrics[row.id],
             predicted=predicted[row.id],

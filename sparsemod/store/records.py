@@ -76,6 +76,8 @@ class TrialRecord:
         params: the parameters, with their Python types.
         parent_index: the index of the trial it was morphed from.
         morph: a description of the morph.
+        duplicate_of: the index of the earlier trial of the same network, whose result it
+            took without training (``None``: it was trained).
         seed: the seed it was trained with.
         metrics: measured metrics by name (only those measured).
         predicted: the costs predicted before training, by name.
@@ -100,6 +102,7 @@ class TrialRecord:
     created_at: datetime
     finished_at: datetime | None
     has_model: bool
+    duplicate_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class NewTrial:
     morph: str | None = None
     seed: int = 0
     predicted: Mapping[str, float] | None = None
+    duplicate_of: int | None = None
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ class TrialRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     parent_index: Mapped[int | None] = mapped_column(Integer)
     morph: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

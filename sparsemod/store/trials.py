@@ -42,6 +42,7 @@ class TrialMethods(StoreBase):
         morph: str | None = None,
         seed: int = 0,
         predicted: Mapping[str, float] | None = None,
+        duplicate_of: int | None = None,
     ) -> int:
         """Record a trial that starts now (status ``running``).
 
@@ -54,6 +55,8 @@ class TrialMethods(StoreBase):
             morph: a description of the morph.
             seed: its training seed.
             predicted: costs predicted before training, by metric name.
+            duplicate_of: the index of the earlier trial of the same network, whose result
+                this one takes without training.
 
         Returns:
             The trial's id.
@@ -62,7 +65,7 @@ class TrialMethods(StoreBase):
             ConfigError: the index is taken in this search, or a bad argument.
             DataError: there is no such search.
         """
-        new = NewTrial(index, phase, params, parent_index, morph, seed, predicted)
+        new = NewTrial(index, phase, params, parent_index, morph, seed, predicted, duplicate_of)
         return self.add_trials(search_id, [new])[0]
 
     def add_trials(
@@ -93,6 +96,8 @@ class TrialMethods(StoreBase):
             checks.text(t.phase, "phase", max_len=32)
             if t.parent_index is not None:
                 checks.integer(t.parent_index, "parent_index")
+            if t.duplicate_of is not None:
+                checks.integer(t.duplicate_of, "duplicate_of")
             checks.integer(t.seed, "seed", minimum=None)
             values = [
                 (checks.text(k, "parameter name"), checks.dumps(v, f"parameter {k!r}"))
@@ -112,6 +117,7 @@ class TrialMethods(StoreBase):
                         status="running",
                         parent_index=t.parent_index,
                         morph=t.morph,
+                        duplicate_of=t.duplicate_of,
                         seed=t.seed,
                         failure_reason=None,
                         created_at=utcnow(),

@@ -575,7 +575,7 @@ def test_bytes_per_trial(tmp_path: Path) -> None:
 def test_migration_matches_models(store: Store) -> None:
     with store._engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == head_revision() == "0001_initial"
+        assert context.get_current_revision() == head_revision() == "0002_duplicate_of"
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -583,12 +583,12 @@ def _newer_migrations(tmp_path: Path) -> Path:
     """A copy of the migrations with one more revision, as a later sparsemod would ship."""
     location = tmp_path / "migrations"
     shutil.copytree(store_engine.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0002_note.py").write_text(
+    (location / "versions" / "0099_note.py").write_text(
         '"""Add a note to searches."""\n'
         "import sqlalchemy as sa\n"
         "from alembic import op\n\n"
-        'revision = "0002_note"\n'
-        'down_revision = "0001_initial"\n'
+        'revision = "0099_note"\n'
+        f'down_revision = "{head_revision()}"\n'
         "branch_labels = None\n"
         "depends_on = None\n\n\n"
         "def upgrade():\n"
@@ -613,18 +613,19 @@ def test_old_database_is_refused_then_upgraded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path}/old.db"
-    with Store(url) as s:  # written by this sparsemod, at 0001_initial
+    head = head_revision()
+    with Store(url) as s:  # written by this sparsemod, at its head
         sid = _search(s, "kept")
     monkeypatch.setattr(store_engine, "MIGRATIONS", _newer_migrations(tmp_path))
-    assert head_revision() == "0002_note"
+    assert head_revision() == "0099_note"
     with pytest.raises(StoreError) as info:
         Store(url)
     message = str(info.value)
-    assert "'0001_initial'" in message and "'0002_note'" in message
+    assert f"'{head}'" in message and "'0099_note'" in message
     assert f"`sparsemod db upgrade --database {url}`" in message
-    assert upgrade_database(url) == ("0001_initial", "0002_note")
+    assert upgrade_database(url) == (head, "0099_note")
     assert "note" in _columns(url, "searches")
-    assert upgrade_database(url) == ("0002_note", "0002_note")  # nothing left to do
+    assert upgrade_database(url) == ("0099_note", "0099_note")  # nothing left to do
     with Store(url) as s:
         assert s.get_search(sid).name == "kept"  # the data survived
 
@@ -649,7 +650,7 @@ def test_newer_database_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         lambda: Store(url, upgrade=True),
         lambda: upgrade_database(url),
     ):
-        with pytest.raises(StoreError, match="'0002_note'.*newer sparsemod"):
+        with pytest.raises(StoreError, match="'0099_note'.*newer sparsemod"):
             opener()
 
 
@@ -675,7 +676,7 @@ def test_downgrade_to_base_and_recreate(tmp_path: Path) -> None:
         assert tables == {"alembic_version"}
         assert raw.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 0
     # An emptied database is a new one: created at the head again.
-    assert upgrade_database(url) == ("base", "0001_initial")
+    assert upgrade_database(url) == ("base", head_revision())
     with Store(url) as s:
         assert s.count_searches() == 0
 
@@ -737,3 +738,24 @@ def test_a_round_is_stored_whole_or_not_at_all(tmp_path):
         (2, "gp", {"a": 3}, {}),
     ]
     assert store.get_search(sid).sobol_drawn == 2
+
+
+def test_0002_adds_duplicate_of_and_keeps_every_trial(tmp_path: Path) -> None:
+    """A store written before duplicates existed (0001_initial) upgrades in place."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    with Store(url) as s:
+        sid = _search(s, "kept")
+        s.add_trial(sid, 0, "sobol", {"a": 1}, predicted={"flops": 10.0})
+    config = Config()
+    config.set_main_option("script_location", str(store_engine.MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, "0001_initial")
+    assert "duplicate_of" not in _columns(url, "trials")
+    assert upgrade_database(url) == ("0001_initial", "0002_duplicate_of")
+    assert "duplicate_of" in _columns(url, "trials")
+    with Store(url) as s:
+        [trial] = s.list_trials(sid)
+        assert (trial.params, trial.predicted) == ({"a": 1}, {"flops": 10.0})
+        assert trial.duplicate_of is None
+        s.add_trial(sid, 1, "sobol", {"a": 1}, duplicate_of=0)
+        assert [t.duplicate_of for t in s.list_trials(sid)] == [None, 0]
