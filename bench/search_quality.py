@@ -19,8 +19,9 @@ differs:
 * ``ax``: Ax's default generation strategy through its own API (``ax.api.client.Client``,
   the three objectives minimised, one trial per ask, failed candidates marked failed).
   Ax's space is flat (every parameter, conditional or not, is searched; the builders
-  ignore the inactive ones). Ax takes ~25 s an ask, so it runs on fewer seeds
-  (``--ax-seeds``, by default the first three of ``--seeds``).
+  ignore the inactive ones). Ax's model fits are slow (about 25 s an ask reported on 40
+  trials; 2-4 s an ask in a 6-trial ``--quick`` run), so it runs on fewer seeds
+  (``--ax-seeds``, by default the first three of ``--seeds``); the report says so.
 
 Every method runs through one ask/tell loop (:func:`run_one`): sparsemod as its study
 (:func:`sparsemod.search.problem_study`, the trials ``python main.py`` gives), each peer
@@ -790,7 +791,7 @@ def main(argv: list[str] | None = None) -> None:
     kinds = sorted({r.get("fingerprint", "?") for rs in runs.values() for r in rs})
     methods = list(args.methods)
     ax_note = (
-        f" ax runs only seeds {args.ax_seeds} (~25 s an ask; `--ax-seeds`)."
+        f" ax runs only seeds {args.ax_seeds} (its asks are slow; `--ax-seeds`)."
         if "ax" in methods and args.ax_seeds != args.seeds
         else ""
     )
