@@ -151,7 +151,8 @@ def test_duplicates_count_repeats_of_an_earlier_network(sq):
 
 def test_canonical_fingerprint_joins_points_of_one_network(sq, sig):
     problem = sig.signal_problem()
-    fingerprint, kind = sq.fingerprinter(problem, None, (1, sig.LENGTH), len(sig.CLASSES))
+    settings = sq.train_config("random", 0, 40, 1, sq.ROOT, "signal1d").eval_settings(1)
+    fingerprint, kind = sq.fingerprinter(problem, settings, (1, sig.LENGTH), len(sig.CLASSES))
     one = dict(problem.space.reference, n_conv=1)
     same = dict(one, ch2=8, pool2="none", ch3=64)  # only inactive parameters differ
     other = dict(one, ch1=8)
