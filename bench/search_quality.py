@@ -1,36 +1,54 @@
 """Search quality per trained candidate: sparsemod against the searches a user would pick.
 
-On the digits CNN problem with three objectives (validation error, model size, working
-memory, all measured on the pruned int8 network), every method gets the same evaluator
-(:func:`sparsemod.evaluate.evaluate` with the same settings), the same epochs, the same
-budget of evaluated candidates and the same seeds; only the search differs:
+On each problem (default: ``digits_cnn``, ``digits_mlp`` and the generated 1-D signals
+``signal1d`` of ``bench/signal_problem.py``) with three objectives (validation error,
+model size, working memory, all measured on the pruned int8 network), every method gets
+the same evaluator (:func:`sparsemod.evaluate.evaluate` with the same settings), the same
+epochs, the same budget of evaluated candidates and the same seeds; only the search
+differs:
 
 * ``sparsemod``: Sobol, GP rounds (qLogEHVI over a pool with exact costs), morphisms;
-* ``sparsemod_no_morph``: Sobol, then the GP rounds alone;
+* ``sparsemod_no_morph``: Sobol, then the GP rounds alone (selectable with ``--methods``,
+  not in the default set: it makes the default run longer);
 * ``sparsemod_log``: sparsemod with ``cost_scale = log`` (opt-in, not the default);
 * ``optuna_tpe``: Optuna's ``TPESampler`` (its multi-objective default);
 * ``optuna_nsga2``: ``NSGAIISampler`` with a population of 10 (the default 50 would leave
   all 40 trials in the random first generation);
 * ``optuna_gp``: ``GPSampler`` (log expected hypervolume improvement);
-* ``random``: Optuna's ``RandomSampler``.
+* ``random``: Optuna's ``RandomSampler``;
+* ``ax``: Ax's default generation strategy through its own API (``ax.api.client.Client``,
+  the three objectives minimised, one trial per ask, failed candidates marked failed).
+  Ax's space is flat (every parameter, conditional or not, is searched; the builders
+  ignore the inactive ones). Ax's model fits are slow (about 25 s an ask reported on 40
+  trials; 2-4 s an ask in a 6-trial ``--quick`` run), so it runs on fewer seeds
+  (``--ax-seeds``, by default the first three of ``--seeds``); the report says so.
 
 Every method runs through one ask/tell loop (:func:`run_one`): sparsemod as its study
 (:func:`sparsemod.search.problem_study`, the trials ``python main.py`` gives), each peer
-as Optuna's ``ask`` / ``tell``.
+as its library's ask / tell.
 
 Hypervolume (BoTorch) uses one reference point for everyone, under two normalisations:
 ``linear`` divides size and memory by their maximum over the space (error stays in
 [0, 1]); ``log`` maps size and memory to ``log(x / lo) / log(hi / lo)`` over the space's
 range, because a linear scale squeezes the small networks, the ones that matter on a
-microcontroller, into a thin slab. The maximum (and minimum) over the space are read from
-the predicted costs of Sobol points of the space (exact for layerwise pruning).
+microcontroller, into a thin slab. The maximum (and minimum) over each problem's space are
+read from the predicted costs of Sobol points of that space (exact for layerwise pruning).
 
-    python bench/search_quality.py                  # 5 seeds x 6 methods x 40 candidates
-    python bench/search_quality.py --seeds 0 1 2 --jobs 2
+Duplicate trainings: per run, the trials whose network is the same as an earlier trial's
+(:func:`duplicates`), "the same" by ``sparsemod.identity.network_fingerprint`` when the
+installed sparsemod has it, else by the canonical parameters
+(``repr(sorted(space.canonical(params).items()))``); the report says which.
+
+The overall table gives, per method and scale, the geometric mean over the problems of
+the method's median final hypervolume divided by its best peer's (:func:`overall`).
+
+    python bench/search_quality.py                  # 3 problems x 5 seeds x 7 methods x 40
+    python bench/search_quality.py --problems signal1d digits_cnn --seeds 0 1 2 --jobs 2
+    python bench/search_quality.py --problems mypkg.problems:my_problem
     python bench/search_quality.py --quick          # smoke run: 1 seed, 6 candidates, 1 epoch
 
-Writes results/bench/search_quality.md, search_quality.png and one JSON per run under
-results/bench/search_quality/.
+Writes results/bench/search_quality.md, one search_quality_<problem>.png per problem and
+one JSON per run under results/bench/search_quality/<problem>/<method>_<seed>.json.
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
 METHODS = (
     "sparsemod",
     "sparsemod_no_morph",
@@ -60,15 +79,37 @@ METHODS = (
     "optuna_nsga2",
     "optuna_gp",
     "random",
+    "ax",
 )
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "sparsemod_no_morph")
+OURS = ("sparsemod", "sparsemod_no_morph", "sparsemod_log")
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes")
-PROBLEM = "digits_cnn"
+PROBLEMS = ("digits_cnn", "digits_mlp", "signal1d")
+# Problems of this benchmark's own, by name -> ``module:function`` (bench/ on sys.path).
+LOCAL_PROBLEMS = {"signal1d": "signal_problem:signal_problem"}
+
+
+def get_problem(name: str) -> Any:
+    """The problem called ``name``: one of :data:`LOCAL_PROBLEMS`, a registered problem, or
+    a ``package.module:function`` path (see :func:`sparsemod.problems.get_problem`)."""
+    from sparsemod.problems import get_problem as sparsemod_problem
+
+    if str(BENCH) not in sys.path:  # spawned workers import bench/signal_problem.py too
+        sys.path.insert(0, str(BENCH))
+    return sparsemod_problem(LOCAL_PROBLEMS.get(name, name))
+
+
+def problem_dir(name: str) -> str:
+    """A folder name for a problem name or ``module:function`` path."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 # ----------------------------------------------------------------------------- settings
 
 
-def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
+def train_config(
+    method: str, seed: int, budget: int, epochs: int, root: Path, problem: str = PROBLEMS[0]
+):
     """The [TRAIN] settings every method shares; sparsemod's rounds split the budget.
 
     sparsemod takes config.ini's split of its budget: a quarter Sobol, half GP, a quarter
@@ -87,7 +128,7 @@ def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
     return TrainConfig(
         name=f"{method}_{seed}",
         root=str(root),
-        problem=PROBLEM,
+        problem=problem,
         r1=r1,
         r2=r2,
         r3=r3,
@@ -107,15 +148,15 @@ def train_config(method: str, seed: int, budget: int, epochs: int, root: Path):
     )
 
 
-def space_range(samples: int) -> dict[str, tuple[float, float]]:
-    """(lowest, highest) predicted size and memory over ``samples`` Sobol points."""
+def space_range(name: str, samples: int) -> dict[str, tuple[float, float]]:
+    """(lowest, highest) predicted size and memory over ``samples`` Sobol points of the
+    space of problem ``name``."""
     from sparsemod.evaluate import predict_costs
-    from sparsemod.problems import get_problem
     from sparsemod.search.encoding import Encoder
 
-    problem = get_problem(PROBLEM)
+    problem = get_problem(name)
     data = problem.load(0)
-    settings = train_config("random", 0, 40, 1, ROOT).eval_settings(1)
+    settings = train_config("random", 0, 40, 1, ROOT, name).eval_settings(1)
     found: dict[str, list[float]] = {o: [] for o in OBJECTIVES[1:]}
     for params in Encoder(problem.space).sample(samples, seed=20260)[:samples]:
         try:
@@ -132,8 +173,11 @@ def space_range(samples: int) -> dict[str, tuple[float, float]]:
 # ----------------------------------------------------------------------------- one run
 
 
-def run_one(method: str, seed: int, budget: int, epochs: int, root: str) -> dict[str, Any]:
-    """One search; returns its trials' objective values in trial order and its timings.
+def run_one(
+    method: str, seed: int, budget: int, epochs: int, root: str, name: str = PROBLEMS[0]
+) -> dict[str, Any]:
+    """One search of problem ``name``; returns its trials' objective values in trial order,
+    its timings and its duplicate trainings, and writes them to ``root/method_seed.json``.
 
     Every method runs through the same ask/tell loop (:func:`make_method`): ask for arms,
     evaluate each with :func:`sparsemod.evaluate.evaluate`, tell the result.
@@ -141,13 +185,15 @@ def run_one(method: str, seed: int, budget: int, epochs: int, root: str) -> dict
     import torch
 
     from sparsemod.evaluate import evaluate
-    from sparsemod.problems import get_problem
 
     torch.set_num_threads(1)  # as the search's trials: one thread each, two runs at once
     start = time.perf_counter()
-    problem = get_problem(PROBLEM)
+    problem = get_problem(name)
     data = problem.load(seed)
-    cfg = train_config(method, seed, budget, epochs, Path(root) / "runs")
+    cfg = train_config(method, seed, budget, epochs, Path(root) / "runs", name)
+    fingerprint, fingerprint_kind = fingerprinter(
+        problem, cfg.eval_settings(epochs), tuple(data.input_shape), data.num_classes
+    )
     asker = make_method(method, cfg, problem, data)
     rows, optimizer_s = [], 0.0
     while len(rows) < budget:
@@ -167,14 +213,61 @@ def run_one(method: str, seed: int, budget: int, epochs: int, root: str) -> dict
                     "status": result.status,
                     "phase": arm.phase,
                     "params": arm.params,
+                    "eval_s": _num(getattr(result, "total_seconds", None)),
                     **{o: _num(getattr(result, o, None)) for o in OBJECTIVES},
                 }
             )
-    out = {"trials": rows, "optimizer_s": optimizer_s}
-    out.update(method=method, seed=seed, wall_s=time.perf_counter() - start)
+    out = {
+        "trials": rows,
+        "optimizer_s": optimizer_s,
+        "duplicates": duplicates(rows, fingerprint),
+        "fingerprint": fingerprint_kind,
+    }
+    out.update(method=method, seed=seed, problem=name, wall_s=time.perf_counter() - start)
     path = Path(root) / f"{method}_{seed}.json"
     path.write_text(json.dumps(out, indent=1))
     return out
+
+
+def duplicates(trials: list[dict], fingerprint: Any) -> int:
+    """How many of ``trials`` train a network an earlier trial of the list already trained.
+
+    ``fingerprint(params) -> str`` says which network a trial's ``params`` give; a trial
+    counts when its fingerprint equals any earlier trial's (whatever either's status: a
+    repeated failure is a repeated training too). Three trials of one network count 2.
+    """
+    seen: set[str] = set()
+    count = 0
+    for t in trials:
+        key = fingerprint(t["params"])
+        count += key in seen
+        seen.add(key)
+    return count
+
+
+def fingerprinter(
+    problem: Any, settings: Any, input_shape: tuple[int, ...], num_classes: int
+) -> tuple[Any, str]:
+    """``(fingerprint(params) -> str, what it is)`` for :func:`duplicates`.
+
+    ``sparsemod.identity.network_fingerprint`` when the installed sparsemod has it; else the
+    canonical parameters (inactive parameters at one fixed value), whose repr is the same
+    for two points of one network.
+    """
+    try:
+        from sparsemod.identity import network_fingerprint
+    except ImportError:
+        space = problem.space
+
+        def canonical(params: dict) -> str:
+            return repr(sorted(space.canonical(space.validate(params)).items()))
+
+        return canonical, "canonical parameters"
+
+    def fingerprint(params: dict) -> str:
+        return network_fingerprint(problem, params, settings, input_shape, num_classes)
+
+    return fingerprint, "sparsemod.identity.network_fingerprint"
 
 
 class _Arm:
@@ -241,11 +334,105 @@ class OptunaMethod:
             self.study.tell(arm.handle, state=self.optuna.trial.TrialState.FAIL)
 
 
+class AxMethod:
+    """Ax's default generation strategy through its own API, one trial per ask.
+
+    The three objectives are minimised (``-error, -model_size_bytes,
+    -working_memory_bytes``); a failed candidate is marked failed. The space is given flat:
+    Ax searches every parameter (conditional ones too; the builders ignore the inactive).
+    """
+
+    def __init__(self, cfg: Any, problem: Any) -> None:
+        import logging
+
+        from ax.api.client import Client
+
+        for name in list(logging.root.manager.loggerDict):  # Ax logs every trial at INFO
+            if name == "ax" or name.startswith("ax."):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        self.space = problem.space
+        self.client = Client(random_seed=cfg.seed)
+        self.client.configure_experiment(parameters=ax_parameters(problem.space))
+        self.client.configure_optimization(objective=", ".join(f"-{o}" for o in OBJECTIVES))
+        self.settings = replace(cfg.eval_settings(cfg.epochs1), keep_model=False)
+
+    def ask(self) -> list[_Arm]:
+        from sparsemod.space import ChoiceParam
+
+        arms = []
+        for index, params in self.client.get_next_trials(max_trials=1).items():
+            raw = dict(params)
+            for p in self.space.parameters:  # a choice of one value Ax was not given
+                if isinstance(p, ChoiceParam) and len(p.values) == 1:
+                    raw.setdefault(p.name, p.values[0])
+            arms.append(_Arm(self.space.coerce(raw), "ax", index))
+        return arms
+
+    def how(self, arm: _Arm) -> tuple[Any, Any]:
+        return self.settings, None
+
+    def tell(self, arm: _Arm, result: Any) -> None:
+        from sparsemod.evaluate import COMPLETED
+
+        if result.status == COMPLETED:
+            values = {o: _num(getattr(result, o, None)) for o in OBJECTIVES}
+            self.client.complete_trial(trial_index=arm.handle, raw_data=values)
+        else:
+            self.client.mark_trial_failed(
+                trial_index=arm.handle, failed_reason=str(result.failure_reason)[:200]
+            )
+
+
+def ax_parameters(space: Any) -> list[Any]:
+    """``space`` as Ax parameter configs (flat: conditions are not passed on; a fixed
+    parameter is not searched, :meth:`SearchSpace.coerce` fills it in)."""
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+    from sparsemod.space import ChoiceParam, FloatParam, IntParam
+
+    out: list[Any] = []
+    for p in space.parameters:
+        if isinstance(p, (IntParam, FloatParam)):
+            kind = "int" if isinstance(p, IntParam) else "float"
+            out.append(
+                RangeParameterConfig(
+                    name=p.name,
+                    bounds=(p.low, p.high),
+                    parameter_type=kind,
+                    scaling="log" if p.log else "linear",
+                )
+            )
+        elif isinstance(p, ChoiceParam):
+            first = p.values[0]
+            kind = (
+                "bool"
+                if isinstance(first, bool)
+                else "str"
+                if isinstance(first, str)
+                else "int"
+                if all(isinstance(v, int) for v in p.values)
+                else "float"
+            )
+            if len(p.values) == 1:
+                continue  # Ax refuses a choice of one; AxMethod.ask fills it in
+            out.append(
+                ChoiceParameterConfig(
+                    name=p.name,
+                    values=list(p.values),
+                    parameter_type=kind,
+                    is_ordered=p.ordered,
+                )
+            )
+    return out
+
+
 def make_method(method: str, cfg: Any, problem: Any, data: Any) -> Any:
     """The method behind the one ask/tell interface: ``ask() -> arms``, ``how(arm) ->
     (settings, warm start)``, ``tell(arm, result)``."""
     if method.startswith("sparsemod"):
         return SparsemodMethod(cfg, problem, data)
+    if method == "ax":
+        return AxMethod(cfg, problem)
     return OptunaMethod(method, cfg, problem)
 
 
@@ -315,11 +502,12 @@ def table(runs: list[dict], scored: dict, methods: list[str], seeds: list[int]) 
     for kind in ("linear", "log"):
         best = scored["best"][kind]
         lines += [
-            f"### Hypervolume, {kind} normalisation (best-known front: {best:.4f})",
+            f"#### Hypervolume, {kind} normalisation (best-known front: {best:.4f})",
             "",
             "| method | median HV | min - max | % of best-known | HV at 10 / 20 trials "
-            "| trials (completed) | front share | optimizer s / trial | wall s / run |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| trials (completed) | duplicate trainings | front share | eval s / trial "
+            "| optimizer s / trial | wall s / run |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for m in methods:
             mine = [r for r in runs if r["method"] == m]
@@ -330,6 +518,8 @@ def table(runs: list[dict], scored: dict, methods: list[str], seeds: list[int]) 
             done = statistics.median(
                 sum(t["status"] == "completed" for t in r["trials"]) for r in mine
             )
+            dup = [r.get("duplicates", float("nan")) for r in mine]
+            evals = [t.get("eval_s", float("nan")) for r in mine for t in r["trials"]]
             opt = statistics.median(r["optimizer_s"] / max(len(r["trials"]), 1) for r in mine)
             wall = statistics.median(r["wall_s"] for r in mine)
             early = " / ".join(
@@ -340,10 +530,100 @@ def table(runs: list[dict], scored: dict, methods: list[str], seeds: list[int]) 
             )
             lines.append(
                 f"| {m} | {statistics.median(hv):.4f} | {min(hv):.4f} - {max(hv):.4f} | "
-                f"{100 * statistics.median(hv) / best:.1f} % | {early} | {n:.0f} ({done:.0f}) | "
-                f"{100 * scored['share'][m]:.0f} % | {opt:.2f} | {wall:.0f} |"
+                f"{100 * statistics.median(hv) / best if best > 0 else float('nan'):.1f} % "
+                f"| {early} | {n:.0f} ({done:.0f}) | "
+                f"{statistics.median(dup):.0f} ({min(dup):.0f} - {max(dup):.0f}) | "
+                f"{100 * scored['share'][m]:.0f} % | {statistics.median(evals):.2f} | "
+                f"{opt:.2f} | {wall:.0f} |"
             )
         lines += ["", comparison(runs, kind, methods, seeds), ""]
+    return "\n".join(lines)
+
+
+def overall(final: dict[str, dict[str, list[float]]], methods: list[str]) -> dict[str, dict]:
+    """Per method, over the problems: the geometric mean of its median final HV divided by
+    its best peer's, and on how many problems it is beyond seed noise of that peer.
+
+    ``final[problem][method]`` holds one scale's final HVs, one per seed. The best peer of
+    a sparsemod method (:data:`OURS`) is the non-sparsemod method of highest median on the
+    problem; of any other method, the best of the other non-sparsemod methods. A problem
+    where the peer's median is 0 has no ratio (left out of the mean); a ratio of 0 makes the
+    mean 0. Beyond seed noise as in :func:`comparison`: the two ranges over the seeds do not
+    overlap, each method with 3 seeds or more.
+
+    Returns:
+        ``{method: {"ratio": geometric mean or nan, "problems": problems in the mean,
+        "ahead": problems beyond noise ahead, "behind": ... behind, "judged": problems
+        with enough seeds to judge}}``.
+    """
+    out: dict[str, dict] = {}
+    for m in methods:
+        logs, ahead, behind, judged, zero = [], 0, 0, 0, False
+        for by_method in final.values():
+            mine = by_method.get(m)
+            peers = {p: v for p, v in by_method.items() if p not in OURS and p != m and v}
+            if not mine or not peers:
+                continue
+            peer = max(peers, key=lambda p: statistics.median(peers[p]))
+            theirs = peers[peer]
+            ours_med, peer_med = statistics.median(mine), statistics.median(theirs)
+            if peer_med > 0:
+                if ours_med <= 0:
+                    zero = True
+                else:
+                    logs.append(math.log(ours_med / peer_med))
+            if min(len(mine), len(theirs)) >= 3:
+                judged += 1
+                ahead += min(mine) > max(theirs)
+                behind += max(mine) < min(theirs)
+        ratio = 0.0 if zero else math.exp(statistics.fmean(logs)) if logs else float("nan")
+        out[m] = {
+            "ratio": ratio,
+            "problems": len(logs) + zero,
+            "ahead": ahead,
+            "behind": behind,
+            "judged": judged,
+        }
+    return out
+
+
+def overall_table(per_problem: dict[str, list[dict]], methods: list[str]) -> str:
+    """The overall table: :func:`overall` under both normalisations."""
+    res = {}
+    for kind in ("linear", "log"):
+        final = {
+            name: {
+                m: [r[f"hv_{kind}"][-1] for r in runs if r["method"] == m and r[f"hv_{kind}"]]
+                for m in methods
+            }
+            for name, runs in per_problem.items()
+        }
+        res[kind] = overall(final, methods)
+    lines = [
+        f"## Overall ({len(per_problem)} problems: {', '.join(per_problem)})",
+        "",
+        "Geometric mean over the problems of (method's median final HV / best peer's median "
+        "final HV). The best peer of a sparsemod method is the best non-sparsemod method on "
+        "that problem; of a peer, the best of the other peers (so above 1 means it beat "
+        "every other peer there). Beyond seed noise: on how many problems the method's "
+        "range over the seeds lies wholly above (ahead) or below (behind) its best peer's, "
+        "of the problems with 3 seeds or more of both.",
+        "",
+        "| method | ratio, linear | beyond seed noise, linear | ratio, log "
+        "| beyond seed noise, log |",
+        "|---|---|---|---|---|",
+    ]
+    for m in methods:
+        cells = []
+        for kind in ("linear", "log"):
+            o = res[kind][m]
+            cells.append(f"{o['ratio']:.3f} ({o['problems']} problems)")
+            cells.append(
+                f"ahead {o['ahead']}, behind {o['behind']} of {o['judged']}"
+                if o["judged"]
+                else "n/a (needs 3 seeds)"
+            )
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -384,7 +664,7 @@ def comparison(runs: list[dict], kind: str, methods: list[str], seeds: list[int]
     return "\n".join(lines)
 
 
-def plot(runs: list[dict], scored: dict, methods: list[str], path: Path) -> None:
+def plot(runs: list[dict], scored: dict, methods: list[str], path: Path, name: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -402,7 +682,7 @@ def plot(runs: list[dict], scored: dict, methods: list[str], path: Path) -> None
             (line,) = ax.plot(x, np.median(arr, axis=0), label=m)
             ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), alpha=0.12, color=line.get_color())
         ax.axhline(scored["best"][kind], color="black", ls="--", lw=1, label="best-known front")
-        ax.set_title(f"hypervolume, {kind} size / memory (median, min-max over seeds)")
+        ax.set_title(f"{name}: HV, {kind} size / memory (median, min-max over seeds)")
         ax.set_xlabel("evaluated candidates")
         ax.set_ylabel("hypervolume")
         ax.grid(alpha=0.3)
@@ -417,10 +697,23 @@ def plot(runs: list[dict], scored: dict, methods: list[str], path: Path) -> None
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--problems",
+        nargs="+",
+        default=list(PROBLEMS),
+        help="registered problems, 'signal1d' or 'package.module:function' paths",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument(
+        "--ax-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeds ax runs (it is slow); default the first three of --seeds",
+    )
     ap.add_argument("--budget", type=int, default=40, help="evaluated candidates per run")
     ap.add_argument("--epochs", type=int, default=4, help="training epochs per candidate")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     ap.add_argument("--samples", type=int, default=512, help="Sobol points for the ranges")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
@@ -428,70 +721,125 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--report-only",
         action="store_true",
-        help="score and plot the runs already under --out (same --methods / --seeds)",
+        help="score and plot the runs already under --out (same --problems / --methods / --seeds)",
     )
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.budget, args.epochs, args.samples = [0], 6, 1, 64
     if args.budget < 4:
         ap.error(f"--budget {args.budget}: at least 4 candidates (two rounds of two)")
-    run_dir = args.out / "search_quality"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.ax_seeds is None:
+        args.ax_seeds = args.seeds[:3]
+    args.ax_seeds = [s for s in args.ax_seeds if s in args.seeds]
+    for name in args.problems:
+        try:
+            get_problem(name)
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+            ap.error(f"--problems {name}: {exc}")
+    seeds_of = {m: args.ax_seeds if m == "ax" else args.seeds for m in args.methods}
+    run_root = args.out / "search_quality"
+    dirs = {name: run_root / problem_dir(name) for name in args.problems}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    ranges = space_range(args.samples)
-    print(f"space range over {args.samples} Sobol points: {ranges}", file=sys.stderr)
-    # Seed by seed, so a run cut short still has whole seeds for every method.
-    jobs = [(m, s) for s in args.seeds for m in args.methods]
-    runs: list[dict] = []
+    ranges = {}
+    for name in args.problems:
+        ranges[name] = space_range(name, args.samples)
+        print(
+            f"{name}: space range over {args.samples} Sobol points: {ranges[name]}", file=sys.stderr
+        )
+    # Seed by seed, so a run cut short still has whole seeds for every method and problem.
+    jobs = [
+        (name, m, s)
+        for s in args.seeds
+        for name in args.problems
+        for m in args.methods
+        if s in seeds_of[m]
+    ]
+    runs: dict[str, list[dict]] = {name: [] for name in args.problems}
     if args.report_only:
-        jobs = []
-        for m, s in [(m, s) for s in args.seeds for m in args.methods]:
-            path = run_dir / f"{m}_{s}.json"
+        for name, m, s in jobs:
+            path = dirs[name] / f"{m}_{s}.json"
             if not path.exists():
                 ap.error(f"--report-only: {path} is missing; run without --report-only first")
-            runs.append(json.loads(path.read_text()))
+            runs[name].append(json.loads(path.read_text()))
+        jobs = []
     ctx = mp.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         futures = {
-            pool.submit(run_one, m, s, args.budget, args.epochs, str(run_dir)): (m, s)
-            for m, s in jobs
+            pool.submit(run_one, m, s, args.budget, args.epochs, str(dirs[name]), name): (
+                name,
+                m,
+                s,
+            )
+            for name, m, s in jobs
         }
         for fut in cf.as_completed(futures):
-            m, s = futures[fut]
+            name, m, s = futures[fut]
             run = fut.result()
-            runs.append(run)
+            runs[name].append(run)
+            evals = [t["eval_s"] for t in run["trials"]]
             print(
-                f"{m} seed {s}: {len(run['trials'])} trials, {run['wall_s']:.0f} s, "
-                f"optimizer {run['optimizer_s']:.1f} s",
+                f"{name} {m} seed {s}: {len(run['trials'])} trials, {run['wall_s']:.0f} s, "
+                f"evaluate {statistics.median(evals):.2f} s / candidate (median; "
+                f"{min(evals):.2f} - {max(evals):.2f}), optimizer {run['optimizer_s']:.1f} s, "
+                f"{run['duplicates']} duplicate trainings",
                 file=sys.stderr,
                 flush=True,
             )
-    scored = score(runs, ranges)
     elapsed = time.perf_counter() - start
+    kinds = sorted({r.get("fingerprint", "?") for rs in runs.values() for r in rs})
+    methods = list(args.methods)
+    ax_note = (
+        f" ax runs only seeds {args.ax_seeds} (its asks are slow; `--ax-seeds`)."
+        if "ax" in methods and args.ax_seeds != args.seeds
+        else ""
+    )
     head = [
-        f"## Search quality, {date.today().isoformat()}",
+        f"# Search quality, {date.today().isoformat()}",
         "",
         f"Machine: {platform.machine()}, {mp.cpu_count()} cores, "
         f"{'GPU' if _has_gpu() else 'no GPU'}, Python {platform.python_version()}. "
-        f"Problem {PROBLEM}, objectives {', '.join(OBJECTIVES)}; {args.budget} candidates "
-        f"per run, {args.epochs} epochs each, seeds {args.seeds}, {args.jobs} runs at once; "
+        f"Problems {', '.join(args.problems)}; objectives {', '.join(OBJECTIVES)}; "
+        f"{args.budget} candidates per run, {args.epochs} epochs each, seeds {args.seeds}, "
+        f"{args.jobs} runs at once;{ax_note} "
         + (
-            f"runs read back from {run_dir} (not re-run)."
+            f"runs read back from {run_root} (not re-run)."
             if args.report_only
             else f"{elapsed / 60:.1f} min in all."
         ),
         "Command: `" + " ".join(["python bench/search_quality.py", *(argv or sys.argv[1:])]) + "`",
         "",
-        f"Space range (predicted, {args.samples} Sobol points): "
-        + ", ".join(f"{o} {lo:.0f} - {hi:.0f}" for o, (lo, hi) in ranges.items())
-        + f". Best-known front: {scored['front_size']} points (union of every run).",
-        "",
+        "Duplicate trainings: per run, the trials whose network an earlier trial of the run "
+        f'already trained, "the same network" by {" / ".join(kinds)}'
+        + (
+            " (sparsemod.identity.network_fingerprint is not in this sparsemod)."
+            if kinds == ["canonical parameters"]
+            else "."
+        ),
         "",
     ]
-    text = "\n".join(head) + table(runs, scored, list(args.methods), args.seeds)
+    sections = []
+    for name in args.problems:
+        if not runs[name]:
+            continue
+        scored = score(runs[name], ranges[name])
+        png = args.out / f"search_quality_{problem_dir(name)}.png"
+        plot(runs[name], scored, methods, png, name)
+        sections += [
+            f"## {name}",
+            "",
+            f"Space range (predicted, {args.samples} Sobol points): "
+            + ", ".join(f"{o} {lo:.0f} - {hi:.0f}" for o, (lo, hi) in ranges[name].items())
+            + f". Best-known front: {scored['front_size']} points (union of every run). "
+            + f"Plot: {png.name}.",
+            "",
+            table(runs[name], scored, methods, args.seeds),
+            "",
+        ]
+    text = "\n".join(head + sections + [overall_table(runs, methods)])
     print(text)
     (args.out / "search_quality.md").write_text(text + "\n")
-    plot(runs, scored, list(args.methods), args.out / "search_quality.png")
 
 
 def _has_gpu() -> bool:
