@@ -10,7 +10,7 @@ differs:
 * ``sparsemod``: Sobol, GP rounds (qLogEHVI over a pool with exact costs), morphisms;
 * ``sparsemod_no_morph``: Sobol, then the GP rounds alone (selectable with ``--methods``,
   not in the default set: it makes the default run longer);
-* ``sparsemod_log``: sparsemod with ``cost_scale = log`` (opt-in, not the default);
+* ``sparsemod_linear``: sparsemod with ``cost_scale = linear`` (the default is ``log``);
 * ``optuna_tpe``: Optuna's ``TPESampler`` (its multi-objective default);
 * ``optuna_nsga2``: ``NSGAIISampler`` with a population of 10 (the default 50 would leave
   all 40 trials in the random first generation);
@@ -35,9 +35,7 @@ microcontroller, into a thin slab. The maximum (and minimum) over each problem's
 read from the predicted costs of Sobol points of that space (exact for layerwise pruning).
 
 Duplicate trainings: per run, the trials whose network is the same as an earlier trial's
-(:func:`duplicates`), "the same" by ``sparsemod.identity.network_fingerprint`` when the
-installed sparsemod has it, else by the canonical parameters
-(``repr(sorted(space.canonical(params).items()))``); the report says which.
+(:func:`duplicates`), "the same" by ``sparsemod.identity.network_fingerprint``.
 
 The overall table gives, per method and scale, the geometric mean over the problems of
 the method's median final hypervolume divided by its best peer's (:func:`overall`).
@@ -74,7 +72,7 @@ BENCH = Path(__file__).resolve().parent
 METHODS = (
     "sparsemod",
     "sparsemod_no_morph",
-    "sparsemod_log",
+    "sparsemod_linear",
     "optuna_tpe",
     "optuna_nsga2",
     "optuna_gp",
@@ -82,7 +80,7 @@ METHODS = (
     "ax",
 )
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "sparsemod_no_morph")
-OURS = ("sparsemod", "sparsemod_no_morph", "sparsemod_log")
+OURS = ("sparsemod", "sparsemod_no_morph", "sparsemod_linear")
 OBJECTIVES = ("error", "model_size_bytes", "working_memory_bytes")
 PROBLEMS = ("digits_cnn", "digits_mlp", "signal1d")
 # Problems of this benchmark's own, by name -> ``module:function`` (bench/ on sys.path).
@@ -122,7 +120,7 @@ def train_config(
     batch = 2
     rounds = max(budget // batch, 2)
     r1 = max(1, round(rounds / 4))
-    morphisms = method in ("sparsemod", "sparsemod_log")
+    morphisms = method in ("sparsemod", "sparsemod_linear")
     r3 = max(1, round(rounds / 4)) if morphisms else 0
     r2 = rounds - r1 - r3
     return TrainConfig(
@@ -141,7 +139,7 @@ def train_config(
         pruning=True,
         prune_method="magnitude_layerwise",
         morphisms=morphisms,
-        cost_scale="log" if method == "sparsemod_log" else "linear",
+        cost_scale="linear" if method == "sparsemod_linear" else "log",
         seed=seed,
         device="cpu",
         tolerance=0.0,
@@ -191,7 +189,7 @@ def run_one(
     problem = get_problem(name)
     data = problem.load(seed)
     cfg = train_config(method, seed, budget, epochs, Path(root) / "runs", name)
-    fingerprint, fingerprint_kind = fingerprinter(
+    fingerprint = fingerprinter(
         problem, cfg.eval_settings(epochs), tuple(data.input_shape), data.num_classes
     )
     asker = make_method(method, cfg, problem, data)
@@ -221,7 +219,6 @@ def run_one(
         "trials": rows,
         "optimizer_s": optimizer_s,
         "duplicates": duplicates(rows, fingerprint),
-        "fingerprint": fingerprint_kind,
     }
     out.update(method=method, seed=seed, problem=name, wall_s=time.perf_counter() - start)
     path = Path(root) / f"{method}_{seed}.json"
@@ -247,27 +244,15 @@ def duplicates(trials: list[dict], fingerprint: Any) -> int:
 
 def fingerprinter(
     problem: Any, settings: Any, input_shape: tuple[int, ...], num_classes: int
-) -> tuple[Any, str]:
-    """``(fingerprint(params) -> str, what it is)`` for :func:`duplicates`.
-
-    ``sparsemod.identity.network_fingerprint`` when the installed sparsemod has it; else the
-    canonical parameters (inactive parameters at one fixed value), whose repr is the same
-    for two points of one network.
-    """
-    try:
-        from sparsemod.identity import network_fingerprint
-    except ImportError:
-        space = problem.space
-
-        def canonical(params: dict) -> str:
-            return repr(sorted(space.canonical(space.validate(params)).items()))
-
-        return canonical, "canonical parameters"
+) -> Any:
+    """``fingerprint(params) -> str`` for :func:`duplicates`: the network ``params`` train
+    (:func:`sparsemod.identity.network_fingerprint`)."""
+    from sparsemod.identity import network_fingerprint
 
     def fingerprint(params: dict) -> str:
         return network_fingerprint(problem, params, settings, input_shape, num_classes)
 
-    return fingerprint, "sparsemod.identity.network_fingerprint"
+    return fingerprint
 
 
 class _Arm:
@@ -788,7 +773,6 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     elapsed = time.perf_counter() - start
-    kinds = sorted({r.get("fingerprint", "?") for rs in runs.values() for r in rs})
     methods = list(args.methods)
     ax_note = (
         f" ax runs only seeds {args.ax_seeds} (its asks are slow; `--ax-seeds`)."
@@ -811,12 +795,7 @@ def main(argv: list[str] | None = None) -> None:
         "Command: `" + " ".join(["python bench/search_quality.py", *(argv or sys.argv[1:])]) + "`",
         "",
         "Duplicate trainings: per run, the trials whose network an earlier trial of the run "
-        f'already trained, "the same network" by {" / ".join(kinds)}'
-        + (
-            " (sparsemod.identity.network_fingerprint is not in this sparsemod)."
-            if kinds == ["canonical parameters"]
-            else "."
-        ),
+        'already trained, "the same network" by sparsemod.identity.network_fingerprint.',
         "",
     ]
     sections = []
