@@ -603,6 +603,10 @@ def test_problems_list_names_and_parameters(client: TestClient) -> None:
     assert kinds["b1_kernel"]["type"] == "choice" and kinds["b1_kernel"]["values"] == [3, 5]
     assert kinds["lr"]["type"] == "float" and kinds["lr"]["log"] is True
     assert all(not math.isnan(p["low"]) for p in cnn["parameters"] if p["low"] is not None)
+    # conditional parameters say when they matter
+    assert kinds["b3_filters"]["active_if"] == {"num_blocks": [3]}
+    assert kinds["fc2_units"]["active_if"] == {"num_fc": [2]}
+    assert kinds["num_blocks"]["active_if"] is None
 
 
 # ------------------------------------------------------------------ a search the worker ran
