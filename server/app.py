@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sparsemod
 from server import errors
+from server.dashboard import router as dashboard_router
 from server.deps import open_store
 from server.routes import api_router
 from server.routes.health import health
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api_router)
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    app.include_router(dashboard_router)  # the pages carry no data: the API checks the token
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     _complete_schema(app)
     return app

@@ -82,3 +82,17 @@ async def require_token(
         raise ApiError(
             status.HTTP_401_UNAUTHORIZED, "invalid bearer token", "Authorization", challenge
         )
+
+
+async def require_writable(settings: SettingsDep) -> None:
+    """Let a request that changes the store through only on a server that is not read-only.
+
+    Raises:
+        ApiError: 403, the server serves its store read-only (``sparsemod dashboard``).
+    """
+    if settings.read_only:
+        raise ApiError(
+            status.HTTP_403_FORBIDDEN,
+            "this server is read-only (sparsemod dashboard): submit and cancel searches "
+            "through sparsemod serve or the service",
+        )

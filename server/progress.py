@@ -34,7 +34,7 @@ class Progress:
         phase: the newest trial's phase, ``None`` before the first trial.
         hypervolume: of the completed trials, normalised by the reference point;
             ``None`` while the reference point is unknown.
-        pareto: the completed trials on the front, by index.
+        pareto: the completed trials on the front, by index (duplicates left out).
         best: the completed trial with the lowest error (ties: the next objectives).
     """
 
@@ -77,7 +77,9 @@ def progress(store: Store, search: SearchRecord) -> Progress:
 
 def compute(search: SearchRecord, trials: list[TrialRecord]) -> Progress:
     """The progress of a search from all its trials (no cache)."""
-    done = [t for t in trials if t.status == "completed"]
+    completed = [t for t in trials if t.status == "completed"]
+    # A duplicate repeats its original's point: the front and its volume count it once.
+    done = [t for t in completed if t.duplicate_of is None]
     objectives = list(search.objectives)
     values = np.array(
         [[t.metrics.get(o, math.nan) for o in objectives] for t in done], dtype=float
@@ -93,7 +95,7 @@ def compute(search: SearchRecord, trials: list[TrialRecord]) -> Progress:
         best = min(scored, key=lambda s: (s[0], s[1]))[2]
     return Progress(
         total=len(trials),
-        completed=len(done),
+        completed=len(completed),
         failed=sum(t.status == "failed" for t in trials),
         running=sum(t.status == "running" for t in trials),
         phase=trials[-1].phase if trials else None,

@@ -237,9 +237,62 @@ class ProblemsOut(BaseModel):
     count: int
 
 
+class MetricOut(BaseModel):
+    name: str
+    unit: str = Field(description="1 for a ratio, B, s, FLOPs")
+    description: str
+    objective: bool = Field(description="one of the objectives a search may minimise")
+
+
+class VocabularyOut(BaseModel):
+    """The names a client shows, so that it keeps no copy of them."""
+
+    metrics: list[MetricOut]
+    search_statuses: list[str]
+    finished_statuses: list[str] = Field(description="the statuses a search does not leave")
+    trial_statuses: list[str]
+    deploy_formats: list[str] = Field(description="the values of a model download's ?format=")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+    read_only: bool = Field(
+        default=False, description="the server refuses submissions and cancellations"
+    )
+
+
+class HypervolumePoint(BaseModel):
+    """The hypervolume once one more trial had completed."""
+
+    index: int = Field(description="the trial that completed")
+    phase: str
+    hypervolume: float
+
+
+class HypervolumeOut(BaseModel):
+    """A search's hypervolume after each completed trial, in the order they completed."""
+
+    data: list[HypervolumePoint]
+    count: int
+    ref_point: list[float] | None = Field(description="empty data while it is unknown")
+
+
+class HistoryRow(BaseModel):
+    """One step of a trial's training: an epoch, a pruning stage, the quantization."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage: str = Field(description="train, prune stages (e.g. prune, finetune), quantize:...")
+    epoch: int
+    loss: float | None
+    val_accuracy: float | None
+    sparsity: float | None
+
+
+class HistoryOut(BaseModel):
+    data: list[HistoryRow]
+    count: int
 
 
 def _finite(values: dict[str, float]) -> dict[str, float | None]:

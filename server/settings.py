@@ -9,6 +9,8 @@ Environment (all optional):
 
 * ``SPARSEMOD_API_TOKEN``: the bearer token every endpoint but ``/health`` requires.
 * ``SPARSEMOD_DEV``: ``1`` to allow starting without a token (local development only).
+* ``SPARSEMOD_READ_ONLY``: ``1`` to refuse every request that would change the store
+  (submit, cancel): ``sparsemod dashboard`` serves a local store this way.
 * ``SPARSEMOD_RESULTS_ROOT``: the folder searches export their files to (default
   ``results``); the database defaults to ``<root>/sparsemod.db``.
 * ``SPARSEMOD_DATABASE_URL``: a SQLAlchemy URL (wins over the results root).
@@ -42,6 +44,7 @@ class Settings:
         results_root: the folder searches export to (``<root>/<id>/<name>/``).
         api_token: the bearer token; ``None`` only in development mode.
         dev: development mode: no token needed.
+        read_only: refuse submissions and cancellations (403); the dashboard's mode.
         max_trials: largest ``(r1 + r2 + r3) * batch_size`` a request may ask for.
         max_epochs: largest ``epochs1..3`` and ``finetune_epochs``.
         max_candidates: largest ``num_candidates``.
@@ -55,6 +58,7 @@ class Settings:
     results_root: str = "results"
     api_token: str | None = None
     dev: bool = False
+    read_only: bool = False
     max_trials: int = 200
     max_epochs: int = 50
     max_candidates: int = 4096
@@ -79,6 +83,7 @@ class Settings:
             results_root=str(Path(root).resolve()),
             api_token=token,
             dev=_flag(env, "SPARSEMOD_DEV"),
+            read_only=_flag(env, "SPARSEMOD_READ_ONLY"),
             max_trials=_number(env, "SPARSEMOD_MAX_TRIALS", cls.max_trials, int),
             max_epochs=_number(env, "SPARSEMOD_MAX_EPOCHS", cls.max_epochs, int),
             max_candidates=_number(env, "SPARSEMOD_MAX_CANDIDATES", cls.max_candidates, int),

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="sparsemod",
         description="Multi-objective, hardware-aware architecture search for small devices. "
         "Also: sparsemod export|lineage|deploy SEARCH, sparsemod db upgrade --database URL, "
-        "sparsemod boards.",
+        "sparsemod boards, sparsemod serve, sparsemod dashboard.",
     )
     p.add_argument("--config", default="config.ini", help="INI file (default: config.ini)")
     p.add_argument(
@@ -95,10 +95,21 @@ def _tool_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev", action="store_true", help="allow serving without SPARSEMOD_API_TOKEN"
     )
+    dash = sub.add_parser(
+        "dashboard",
+        help="browse the stored searches in a web page (read-only)",
+        description="Serve the dashboard over a local store, read-only: the searches, their "
+        "Pareto fronts, hypervolume, trials, lineage and models, updated live while a search "
+        "runs. No token on a loopback address; any other address needs SPARSEMOD_API_TOKEN.",
+    )
+    dash.add_argument("--database", default=None, help="SQLAlchemy URL of the store")
+    dash.add_argument("--root", default="results", help="results folder (default results)")
+    dash.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     return p
 
 
-TOOLS = ("export", "lineage", "deploy", "db", "serve", "boards")
+TOOLS = ("export", "lineage", "deploy", "db", "serve", "boards", "dashboard")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,8 +178,13 @@ def _tools(args: argparse.Namespace) -> None:
     from sparsemod.search.record import lineage
     from sparsemod.store import Store, default_url, upgrade_database
 
-    if args.tool == "serve":
-        _serve(args)
+    if args.tool in ("serve", "dashboard"):
+        from sparsemod import serving
+
+        if args.tool == "serve":
+            serving.serve(args)
+        else:
+            serving.dashboard(args)
         return
     if args.tool == "deploy":
         _deploy(args)
@@ -222,70 +238,6 @@ def _deploy(args: argparse.Namespace) -> None:
     print(result.table())
     for path in result.paths:
         print(f"wrote {path}")
-
-
-def _serve(args: argparse.Namespace) -> None:
-    """``sparsemod serve``: uvicorn with ``server.app:app`` and one ``server.worker``.
-
-    Both run as child processes until Ctrl-C or until one of them ends; sparsemod itself
-    never imports ``server``.
-
-    Raises:
-        ConfigError: no ``SPARSEMOD_API_TOKEN`` and no ``--dev``.
-        SparsemodError: the API or the worker ended with an error.
-    """
-    import os
-    import signal
-    import subprocess
-    import time
-
-    env = dict(os.environ, SPARSEMOD_RESULTS_ROOT=args.root)
-    if args.database:
-        env["SPARSEMOD_DATABASE_URL"] = args.database
-    if args.dev:
-        env["SPARSEMOD_DEV"] = "1"
-    dev = env.get("SPARSEMOD_DEV", "").strip().lower() in ("1", "true", "yes", "on")
-    if not env.get("SPARSEMOD_API_TOKEN", "").strip() and not dev:
-        raise ConfigError(
-            "serve: SPARSEMOD_API_TOKEN is not set; set it, or pass --dev to serve "
-            "without a token on this machine only"
-        )
-    # server/ sits beside the sparsemod package in a checkout.
-    repo = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
-    api_cmd = [sys.executable, "-m", "uvicorn", "server.app:app"]
-    api_cmd += ["--host", args.host, "--port", str(args.port)]
-    procs = {
-        "API": subprocess.Popen(api_cmd, env=env),
-        "worker": subprocess.Popen([sys.executable, "-m", "server.worker"], env=env),
-    }
-    print(f"sparsemod: serving http://{args.host}:{args.port}/api/v1/docs (Ctrl-C stops)")
-
-    def _stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM too stops the children before this process ends
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)  # the worker queues its search again
-        for p in procs.values():
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        signal.signal(signal.SIGTERM, previous)
-    stopped = (0, 130, -signal.SIGINT, -signal.SIGTERM)
-    failed = [f"{n} exited with code {p.returncode}" for n, p in procs.items()]
-    failed = [f for f, p in zip(failed, procs.values()) if p.returncode not in stopped]
-    if failed:
-        raise SparsemodError("serve: " + "; ".join(failed))
 
 
 def run_test(cfg: TestConfig) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from server.deps import require_token
-from server.routes import docs, health, problems, searches, trials
+from server.routes import docs, health, problems, searches, trials, vocabulary
 from server.schemas import error
 
 API_PREFIX = "/api/v1"
@@ -25,6 +25,11 @@ api_router.include_router(
 )
 api_router.include_router(
     problems.router,
+    dependencies=[Depends(require_token)],
+    responses={401: error("missing or wrong bearer token")},
+)
+api_router.include_router(
+    vocabulary.router,
     dependencies=[Depends(require_token)],
     responses={401: error("missing or wrong bearer token")},
 )

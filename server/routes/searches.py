@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+import numpy as np
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from server import links, submission, tables
 from server import progress as progress_mod
-from server.deps import SettingsDep, StoreDep
+from server.deps import SettingsDep, StoreDep, require_writable
 from server.errors import ApiError
 from server.schemas import (
     MAX_ID,
     MAX_OFFSET,
     MAX_PAGE,
+    HypervolumeOut,
+    HypervolumePoint,
     ParetoOut,
     SearchCreate,
     SearchCreated,
@@ -30,7 +34,8 @@ from server.schemas import (
     public_config,
     search_fields,
 )
-from sparsemod.core.vocabulary import FINISHED
+from sparsemod.core.vocabulary import FINISHED, METRICS
+from sparsemod.results.pareto import hypervolume_trace
 from sparsemod.store import SearchRecord, Store
 
 router = APIRouter(prefix="/searches", tags=["searches"])
@@ -42,6 +47,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 _NOT_FOUND = {404: error("no search with this id")}
 _INVALID = {422: error("a parameter is not valid")}
 _FINISHED = FINISHED
+SortKey = Literal[("index", *METRICS)]  # type: ignore[valid-type]
 
 
 class CSVResponse(Response):
@@ -50,10 +56,12 @@ class CSVResponse(Response):
 
 @router.post(
     "",
+    dependencies=[Depends(require_writable)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SearchCreated,
     responses={
         202: links.response("queued; Location says where to poll it", links.to_search("/id")),
+        403: error("the server is read-only"),
         400: error("the body is not UTF-8 JSON text"),
         413: error("the body is over the server's size limit"),
         422: error("a field is not valid or over a budget"),
@@ -138,11 +146,13 @@ def _stale(rec: SearchRecord, after_s: float) -> bool:
 
 @router.post(
     "/{search_id}/cancel",
+    dependencies=[Depends(require_writable)],
     response_model=SearchOut,
     responses=_NOT_FOUND
     | _INVALID
     | {
         200: links.response("cancelled, or cancelling", links.to_search("/id")),
+        403: error("the server is read-only"),
         409: error("the search has finished"),
     },
 )
@@ -183,18 +193,61 @@ def list_trials(
     search_id: SearchId,
     store: StoreDep,
     status: Annotated[TrialStatus | None, Query(description="only this status")] = None,
+    phase: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z_]+$", max_length=32, description="only this phase (sobol, gp...)"),
+    ] = None,
+    sort: Annotated[
+        SortKey, Query(description="order by the index or by a metric (no value: last)")
+    ] = "index",
+    order: Annotated[Literal["asc", "desc"], Query(description="ascending or not")] = "asc",
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
-    """A search's trials, by index."""
+    """A search's trials, by index or by a metric, filtered by status and phase."""
     rec = store.get_search(search_id)
-    rows = store.list_trials(search_id, status, limit, offset)
-    return TrialsPage(
-        data=_trials_of(store, rec, rows),
-        count=store.count_trials(search_id, status),
-        limit=limit,
-        offset=offset,
+    if phase is None and sort == "index" and order == "asc":
+        rows = store.list_trials(search_id, status, limit, offset)
+        count = store.count_trials(search_id, status)
+    else:
+        # Filtered and sorted here: a search has at most thousands of trials.
+        every = store.list_trials(search_id, status)
+        if phase is not None:
+            every = [t for t in every if t.phase == phase]
+        every.sort(key=lambda t: t.index, reverse=order == "desc")
+        if sort != "index":
+            known = [t for t in every if _finite(t.metrics.get(sort))]
+            known.sort(key=lambda t: t.metrics[sort], reverse=order == "desc")
+            every = known + [t for t in every if not _finite(t.metrics.get(sort))]
+        rows, count = every[offset : offset + limit], len(every)
+    return TrialsPage(data=_trials_of(store, rec, rows), count=count, limit=limit, offset=offset)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+@router.get(
+    "/{search_id}/hypervolume",
+    response_model=HypervolumeOut,
+    responses=_NOT_FOUND | _INVALID,
+)
+def hypervolume_history(search_id: SearchId, store: StoreDep) -> Any:
+    """The hypervolume after each completed trial, in the order the trials completed."""
+    rec = store.get_search(search_id)
+    done = [t for t in store.list_trials(search_id, "completed") if t.duplicate_of is None]
+    done.sort(key=lambda t: (t.finished_at or t.created_at, t.index))
+    if not rec.ref_point or not done:
+        return HypervolumeOut(data=[], count=0, ref_point=rec.ref_point)
+    values = np.array(
+        [[t.metrics.get(o, math.nan) for o in rec.objectives] for t in done], dtype=float
     )
+    trace = hypervolume_trace(values, rec.ref_point)
+    data = [
+        HypervolumePoint(index=t.index, phase=t.phase, hypervolume=hv)
+        for t, hv in zip(done, trace)
+    ]
+    return HypervolumeOut(data=data, count=len(data), ref_point=rec.ref_point)
 
 
 @router.get(

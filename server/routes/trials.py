@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -10,7 +11,7 @@ from server import links
 from server import progress as progress_mod
 from server.deps import StoreDep
 from server.errors import ApiError
-from server.schemas import MAX_ID, ModelInfo, TrialDetail, TrialOut, error
+from server.schemas import MAX_ID, HistoryOut, HistoryRow, ModelInfo, TrialDetail, TrialOut, error
 from sparsemod.deploy import RUNTIMES
 from sparsemod.errors import DataError
 
@@ -67,6 +68,18 @@ def get_trial(trial_id: TrialId, store: StoreDep) -> Any:
             )
     out = TrialOut.from_record(trial, trial.id in p.pareto_ids)
     return TrialDetail(**out.model_dump(), model=model)
+
+
+@router.get("/{trial_id}/history", response_model=HistoryOut, responses=_NOT_FOUND | _INVALID)
+def get_history(trial_id: TrialId, store: StoreDep) -> Any:
+    """How the trial was trained: one row per epoch, pruning stage and quantization, in
+    order (loss, validation accuracy, sparsity, and each stage's own figures)."""
+    rows = [HistoryRow(**_finite_row(r)) for r in store.history(trial_id)]
+    return HistoryOut(data=rows, count=len(rows))
+
+
+def _finite_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 @router.get(

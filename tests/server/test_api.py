@@ -39,11 +39,14 @@ PROTECTED = [
     ("POST", "/searches/1/cancel"),
     ("GET", "/searches/1/trials"),
     ("GET", "/searches/1/pareto"),
+    ("GET", "/searches/1/hypervolume"),
     ("GET", "/searches/1/trials.csv"),
     ("GET", "/searches/1/pareto.csv"),
     ("GET", "/trials/1"),
     ("GET", "/trials/1/model"),
+    ("GET", "/trials/1/history"),
     ("GET", "/problems"),
+    ("GET", "/vocabulary"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
 ]
@@ -52,10 +55,12 @@ BY_ID = [
     ("POST", "/searches/{}/cancel"),
     ("GET", "/searches/{}/trials"),
     ("GET", "/searches/{}/pareto"),
+    ("GET", "/searches/{}/hypervolume"),
     ("GET", "/searches/{}/trials.csv"),
     ("GET", "/searches/{}/pareto.csv"),
     ("GET", "/trials/{}"),
     ("GET", "/trials/{}/model"),
+    ("GET", "/trials/{}/history"),
 ]
 
 
