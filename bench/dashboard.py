@@ -296,7 +296,7 @@ TAIL = [
 def table(figures: dict[int, dict[str, Any]], repeats: int) -> str:
     """The markdown table: one row per figure, one column per trial count."""
     ns = list(figures)
-    server = sorted({k for f in figures.values() for k in f if k.startswith("server ")})
+    server = list(dict.fromkeys(k for f in figures.values() for k in f if k.startswith("server ")))
     rows = ROWS + [(k.replace("server ", "server: "), k, "ms") for k in server] + TAIL
     head = f"| figure (median of {repeats}; server: of 5) | " + " | ".join(
         f"{n} trials" for n in ns

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsemod.results.pareto import hypervolume, pareto_mask
+from sparsemod.results.pareto import HypervolumeTrace, hypervolume, pareto_mask
 from sparsemod.store import SearchRecord, Store, TrialRecord
 
 _CACHE_SIZE = 256
@@ -107,3 +107,46 @@ def compute(search: SearchRecord, trials: list[TrialRecord]) -> Progress:
 
 def _nan_last(v: float) -> float:
     return math.inf if math.isnan(v) else float(v)
+
+
+@dataclass
+class _History:
+    ids: list[int]  # completed trials taken, in completion order
+    trace: HypervolumeTrace
+    points: list[tuple[int, str, float]]  # (index, phase, hypervolume)
+
+
+_histories: OrderedDict[tuple[str, int], _History] = OrderedDict()
+
+
+def hypervolume_history(store: Store, search: SearchRecord) -> list[tuple[int, str, float]]:
+    """``(index, phase, hypervolume)`` after each completed trial (duplicates left out), in
+    the order they completed; empty while the reference point is unknown.
+
+    Kept per search: a later call adds only the trials completed since, so a poll of a
+    running search costs one exact hypervolume per new front member, not the whole trace.
+    """
+    if not search.ref_point:
+        return []
+    done = [t for t in store.list_trials(search.id, "completed") if t.duplicate_of is None]
+    done.sort(key=lambda t: (t.finished_at or t.created_at, t.index))
+    ids = [t.id for t in done]
+    slot = (store.url, search.id)
+    with _lock:
+        kept = _histories.get(slot)
+        if kept is None or kept.ids != ids[: len(kept.ids)] or list(kept.trace.ref) != list(
+            search.ref_point
+        ):
+            kept = _History([], HypervolumeTrace(search.ref_point), [])
+        _histories[slot] = kept
+        _histories.move_to_end(slot)
+        while len(_histories) > _CACHE_SIZE:
+            _histories.popitem(last=False)
+        new = done[len(kept.ids) :]
+        values = np.array(
+            [[t.metrics.get(o, math.nan) for o in search.objectives] for t in new], dtype=float
+        ).reshape(len(new), len(search.objectives))
+        hv = kept.trace.extend(values)
+        kept.ids.extend(t.id for t in new)
+        kept.points.extend((t.index, t.phase, v) for t, v in zip(new, hv))
+        return list(kept.points)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from server import links, submission, tables
@@ -35,7 +34,6 @@ from server.schemas import (
     search_fields,
 )
 from sparsemod.core.vocabulary import FINISHED, METRICS
-from sparsemod.results.pareto import hypervolume_trace
 from sparsemod.store import SearchRecord, Store
 
 router = APIRouter(prefix="/searches", tags=["searches"])
@@ -235,17 +233,9 @@ def _finite(value: float | None) -> bool:
 def hypervolume_history(search_id: SearchId, store: StoreDep) -> Any:
     """The hypervolume after each completed trial, in the order the trials completed."""
     rec = store.get_search(search_id)
-    done = [t for t in store.list_trials(search_id, "completed") if t.duplicate_of is None]
-    done.sort(key=lambda t: (t.finished_at or t.created_at, t.index))
-    if not rec.ref_point or not done:
-        return HypervolumeOut(data=[], count=0, ref_point=rec.ref_point)
-    values = np.array(
-        [[t.metrics.get(o, math.nan) for o in rec.objectives] for t in done], dtype=float
-    )
-    trace = hypervolume_trace(values, rec.ref_point)
     data = [
-        HypervolumePoint(index=t.index, phase=t.phase, hypervolume=hv)
-        for t, hv in zip(done, trace)
+        HypervolumePoint(index=index, phase=phase, hypervolume=hv)
+        for index, phase, hv in progress_mod.hypervolume_history(store, rec)
     ]
     return HypervolumeOut(data=data, count=len(data), ref_point=rec.ref_point)
 

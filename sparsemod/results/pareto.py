@@ -1,7 +1,7 @@
 """Pareto sets and hypervolume: the maths the search loop, the service and the files share.
 
-All objectives are minimised. Nothing here imports torch until an exact hypervolume of two
-or more objectives is computed (BoTorch does that), nor any SQL.
+All objectives are minimised. Up to three objectives the exact hypervolume is a sweep in
+numpy; from four on BoTorch computes it, and only then is torch imported. No SQL here.
 """
 
 from __future__ import annotations
@@ -96,16 +96,68 @@ def hypervolume(values: np.ndarray, ref_point: Sequence[float]) -> float:
     norm = norm[_inside(norm)]
     if len(norm) == 0:
         return 0.0
-    if norm.shape[1] == 1:
-        return max(0.0, 1.0 - float(norm.min()))
+    return _exact(np.unique(norm[pareto_mask(norm)], axis=0))
+
+
+def _exact(front: np.ndarray) -> float:
+    """The volume that the normalised points ``front`` (all inside the unit reference)
+    dominate below the all-ones reference."""
+    m = front.shape[1]
+    if m == 1:
+        return max(0.0, 1.0 - float(front.min()))
+    if m == 2:
+        return _sweep2(front)
+    if m == 3:
+        # Slabs along the third objective: each is the 2-D area of the points at or below it.
+        front = front[np.argsort(front[:, 2], kind="stable")]
+        depths = np.diff(np.append(front[:, 2], 1.0))
+        return float(sum(_sweep2(front[: k + 1, :2]) * d for k, d in enumerate(depths) if d > 0))
     # Lazy: BoTorch (and torch) take seconds to import and most callers only write files.
     import torch
     from botorch.utils.multi_objective.hypervolume import Hypervolume
 
-    front = np.unique(norm[pareto_mask(norm)], axis=0)
     # BoTorch maximises, hence the negation of both the points and the reference.
-    hv = Hypervolume(ref_point=-torch.ones(norm.shape[1], dtype=torch.double))
+    hv = Hypervolume(ref_point=-torch.ones(m, dtype=torch.double))
     return float(hv.compute(-torch.as_tensor(front, dtype=torch.double)))
+
+
+def _sweep2(points: np.ndarray) -> float:
+    # Along the first objective, each strip is dominated from the lowest second objective
+    # seen so far up to the reference.
+    order = np.argsort(points[:, 0], kind="stable")
+    x = points[order, 0]
+    y = np.minimum.accumulate(points[order, 1])
+    return float(np.sum(np.diff(np.append(x, 1.0)) * (1.0 - y)))
+
+
+class HypervolumeTrace:
+    """The hypervolume after each row, for rows that come a few at a time (a running
+    search): the front is kept, so a row that changes it costs one exact hypervolume of the
+    front alone, and a row that does not costs a comparison.
+
+    Args:
+        ref_point: as for :func:`hypervolume`.
+        m: the number of objectives, checked against ``ref_point`` when given.
+    """
+
+    def __init__(self, ref_point: Sequence[float], m: int | None = None) -> None:
+        self.ref = _check_ref(ref_point, m)
+        self.front = np.zeros((0, len(self.ref)))
+        self.values: list[float] = []
+
+    def extend(self, values: np.ndarray) -> list[float]:
+        """Add rows (shape ``(k, m)``, in order); returns the hypervolume after each."""
+        norm = _as_matrix(values, len(self.ref)) / self.ref
+        current = self.values[-1] if self.values else 0.0
+        added: list[float] = []
+        for row, ok in zip(norm, _inside(norm)):
+            # A row outside the reference, or weakly dominated by the front, adds nothing.
+            if ok and not (self.front <= row).all(axis=1).any():
+                self.front = np.vstack([self.front[~(row <= self.front).all(axis=1)], row])
+                current = _exact(self.front)
+            added.append(current)
+        self.values.extend(added)
+        return added
 
 
 def hypervolume_trace(values: np.ndarray, ref_point: Sequence[float]) -> list[float]:
@@ -118,18 +170,4 @@ def hypervolume_trace(values: np.ndarray, ref_point: Sequence[float]) -> list[fl
     Returns:
         ``n`` non-decreasing values.
     """
-    ref = _check_ref(ref_point, None)
-    values = _as_matrix(values, len(ref))
-    norm = values / ref
-    inside = _inside(norm)
-    trace: list[float] = []
-    current = 0.0
-    for i in range(len(values)):
-        row = norm[i]
-        seen = norm[:i][inside[:i]]
-        # A row outside the reference, or weakly dominated by an earlier one, adds nothing;
-        # skipping it saves an exact HV computation per trial.
-        if inside[i] and not (seen <= row).all(axis=1).any():
-            current = hypervolume(values[: i + 1], ref)
-        trace.append(current)
-    return trace
+    return HypervolumeTrace(ref_point).extend(values)

@@ -104,3 +104,35 @@ def test_hypervolume_trace_is_monotone_and_matches_hand_values():
     assert trace == pytest.approx([0.25, 0.25, 0.37, 0.37, 0.49, 0.49])
     assert all(b >= a for a, b in zip(trace, trace[1:]))
     assert hypervolume_trace(np.zeros((0, 2)), [1, 1]) == []
+
+
+def _botorch_hv(values: np.ndarray, ref: list[float]) -> float:
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    norm = values / np.asarray(ref)
+    norm = norm[(norm < 1).all(axis=1)]
+    hv = Hypervolume(ref_point=-torch.ones(norm.shape[1], dtype=torch.double))
+    return float(hv.compute(-torch.as_tensor(norm, dtype=torch.double)))
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_numpy_sweep_is_botorchs_hypervolume(m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref = [1.0, 2.0, 50.0][:m]
+    values = rng.uniform(0, 1.1, size=(60, m)) * np.asarray(ref)
+    values[:5] = values[5:10]  # exact duplicates
+    values[10, 0] = values[11, 0]  # ties in one objective
+    assert hypervolume(values, ref) == pytest.approx(_botorch_hv(values, ref), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_the_trace_is_the_hypervolume_of_each_prefix(m: int) -> None:
+    rng = np.random.default_rng(m)
+    ref = [1.0] * m
+    values = rng.uniform(0, 1.05, size=(40, m))
+    values[7] = np.nan
+    trace = hypervolume_trace(values, ref)
+    want = [hypervolume(values[: i + 1], ref) for i in range(len(values))]
+    assert trace == pytest.approx(want, rel=1e-12, abs=1e-15)

@@ -18,7 +18,8 @@ def seed_search(store: Store, n: int, *, seed: int = 0, name: str = "many") -> i
     """Write a done search of ``n`` trials; returns its id.
 
     Every 11th trial failed; trial 5 (when ``n > 5``) repeats trial 1's network; the last
-    fifth are morphs of earlier completed trials.
+    fifth are morphs of earlier completed trials; every fourth completed one has a stored
+    model (bytes that are not a network).
     """
     rng = np.random.default_rng(seed)
     config = {"r1": n, "r2": 0, "r3": 0, "batch_size": 1, "objectives": 3, "morphisms": True}
@@ -80,8 +81,14 @@ def seed_search(store: Store, n: int, *, seed: int = 0, name: str = "many") -> i
                 "sparsity": 0.5,
             },
         ]
+        # Every fourth keeps a (stand-in) model, for the downloads.
+        model = ("state_dict", f"model of trial {i}".encode(), {"params": params})
         store.complete_trial(
-            tid, "completed", {"error": error, "accuracy_val": 1 - error, **costs}, history=history
+            tid,
+            "completed",
+            {"error": error, "accuracy_val": 1 - error, **costs},
+            history=history,
+            model=model if i % 4 == 0 else None,
         )
         if duplicate is None:
             done.append(i)

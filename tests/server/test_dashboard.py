@@ -291,6 +291,30 @@ def test_clicking_a_point_opens_its_trial(chrome, seeded_live) -> None:
     no_script_errors(chrome)
 
 
+def test_a_model_downloads_with_the_token(chrome, seeded_live, tmp_path) -> None:
+    url, store, sid = seeded_live
+    trial = next(t for t in store.list_trials(sid) if t.has_model)
+    sign_in(chrome, url)
+    chrome.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    chrome.get(f"{url}/#/trials/{trial.id}")
+    wait(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, ".downloads button"))
+    formats = [
+        b.get_attribute("data-format")
+        for b in chrome.find_elements(By.CSS_SELECTOR, ".downloads button[data-format]")
+    ]
+    assert formats == ["executorch", "onnx", "tflite"]
+    click(chrome, ".downloads button:not([data-format])")
+    path = tmp_path / f"trial_{trial.id}.pt"
+    wait(chrome, lambda _: path.is_file() and path.stat().st_size > 0, what="the download")
+    assert path.read_bytes() == store.get_model(trial.id).data
+    # A stand-in model cannot be exported: the page says why, and stays.
+    click(chrome, ".downloads button[data-format='onnx']")
+    wait(chrome, lambda d: d.find_element(By.ID, "download-error").text, timeout=60)
+    assert chrome.find_element(By.ID, "download-error").text.startswith(("422", "500", "503"))
+
+
 def test_cancel_from_the_searches_page(chrome, seeded_live) -> None:
     url, store, _ = seeded_live
     running = store.create_search("to-cancel", "digits_cnn", {"r1": 2}, OBJECTIVES)

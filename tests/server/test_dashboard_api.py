@@ -195,3 +195,26 @@ def test_the_bundle_is_valid_gzip(client: TestClient) -> None:
     with client.stream("GET", bundle, headers={"Accept-Encoding": "gzip"}) as r:
         raw = b"".join(r.iter_raw())
     assert len(raw) < 2_000_000 and gzip.decompress(raw).startswith(b"/**")
+
+
+def test_the_hypervolume_history_grows_with_a_running_search(
+    client: TestClient, store: Store
+) -> None:
+    from sparsemod.results.pareto import hypervolume_trace
+
+    sid = store.create_search(
+        "growing", "digits_cnn", {"r1": 9}, ["error", "model_size_bytes"], ref_point=[1.0, 100.0]
+    )
+    rng = np.random.default_rng(5)
+    rows = rng.uniform(0, 1, size=(9, 2)) * [1.0, 100.0]
+    url = f"{API}/searches/{sid}/hypervolume"
+    for start, stop in ((0, 3), (3, 4), (4, 9)):
+        for i in range(start, stop):
+            tid = store.add_trial(sid, i, "gp", {"w": i})
+            store.complete_trial(
+                tid, "completed", {"error": rows[i, 0], "model_size_bytes": rows[i, 1]}
+            )
+        got = client.get(url).json()["data"]
+        assert [p["index"] for p in got] == list(range(stop))
+        want = hypervolume_trace(rows[:stop], [1.0, 100.0])
+        assert [p["hypervolume"] for p in got] == pytest.approx(want, rel=1e-12)

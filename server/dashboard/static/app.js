@@ -288,16 +288,19 @@ async function searchView(view, id) {
     const version = JSON.stringify([detail.status, detail.trials_done, detail.trials_running,
       detail.updated_at, detail.hypervolume, detail.ref_point]);
     if (!force && version === s.version) return;
-    const [trials, hv] = await Promise.all([allTrials(id), api(`/searches/${id}/hypervolume`)]);
+    // The hypervolume is drawn when it comes: the front and the table do not wait for it.
+    const hv = api(`/searches/${id}/hypervolume`).then((h) => {
+      if (view === app.view) drawHypervolume(parts.hv, h);
+    });
+    const trials = await allTrials(id);
     if (view !== app.view) return;
     Object.assign(s, { detail, trials, version });
     drawHead(parts.head, detail, () => refresh(true));
     drawAxes(parts, s);
     drawPareto(parts, s);
-    drawHypervolume(parts.hv, hv);
     drawLineage(parts.lineage, trials);
     drawConfig(parts.config, detail.config);
-    await drawTable(parts, s);
+    await Promise.all([drawTable(parts, s), hv]);
   };
   await refresh(true);
   poll(view, () => refresh(false));
@@ -394,7 +397,7 @@ function drawPareto(parts, s) {
     },
   }));
   const layout = {
-    margin: { l: 60, r: 20, t: 10, b: 50 },
+    margin: { l: 60, r: 20, t: 30, b: 50 },
     xaxis: { title: { text: label(x) }, type: unit(x) === "B" ? "log" : "linear" },
     yaxis: { title: { text: label(y) } },
     legend: { orientation: "h", y: -0.2 },
@@ -416,7 +419,7 @@ function drawPareto(parts, s) {
     failed.length
       ? el(
           "ul",
-          { id: "failed-list" },
+          { id: "failed-list", class: "box" },
           failed.map((t) =>
             el("li", {}, el("a", { href: `#/trials/${t.id}` }, `trial ${t.index}`), ` (${t.phase}): `,
               t.failure_reason || "no reason recorded"),
@@ -453,7 +456,7 @@ function drawHypervolume(node, hv) {
     }),
   ];
   const layout = {
-    margin: { l: 50, r: 10, t: 10, b: 40 },
+    margin: { l: 50, r: 10, t: 30, b: 40 },
     xaxis: { title: { text: "completed trials" } },
     yaxis: { title: { text: "hypervolume" }, rangemode: "tozero" },
     legend: { orientation: "h", y: -0.3 },
@@ -483,7 +486,7 @@ function drawLineage(node, trials) {
     );
   node.replaceChildren(
     roots.length
-      ? el("ul", { class: "tree" }, roots.map(item))
+      ? el("ul", { class: "tree box" }, roots.map(item))
       : el("p", { class: "muted" }, "No morphs yet: the morphism phase comes last."),
   );
 }
@@ -680,7 +683,10 @@ function runtimeSection(t) {
 
 function downloads(t) {
   if (!t.model) {
-    return section("Model", el("p", { class: "muted" }, "Only the Pareto members' models are kept."));
+    const why = t.is_pareto
+      ? "No model is stored for this trial."
+      : "Only the Pareto members' models are kept.";
+    return section("Model", el("p", { class: "muted" }, why));
   }
   const path = `/trials/${t.id}/model`;
   const error = el("p", { class: "error", id: "download-error" });
@@ -725,10 +731,17 @@ function drawHistory(lossNode, sparsityNode, rows) {
       },
     ],
     {
-      margin: { l: 50, r: 50, t: 10, b: 40 },
+      margin: { l: 50, r: 50, t: 30, b: 40 },
       xaxis: { title: { text: "epoch" } },
       yaxis: { title: { text: "loss" } },
-      yaxis2: { title: { text: "val accuracy" }, overlaying: "y", side: "right", range: [0, 1] },
+      yaxis2: {
+        title: { text: "val accuracy" },
+        overlaying: "y",
+        side: "right",
+        range: [0, 1],
+        autorange: false,
+        showgrid: false,
+      },
       legend: { orientation: "h", y: -0.3 },
     },
     { displaylogo: false, responsive: true },
@@ -741,7 +754,8 @@ function drawHistory(lossNode, sparsityNode, rows) {
         type: "bar",
         x: steps,
         y: rows.map((r) => r.sparsity),
-        text: rows.map((r) => `${r.stage} ${r.epoch}`),
+        text: rows.map((r) => escapeHover(`${r.stage} ${r.epoch}`)),
+        textposition: "none",
         hovertemplate: "%{text}<br>sparsity %{y:.3f}<extra></extra>",
       },
       {
@@ -750,12 +764,12 @@ function drawHistory(lossNode, sparsityNode, rows) {
         mode: "markers",
         x: steps,
         y: rows.map((r) => r.val_accuracy),
-        text: rows.map((r) => r.stage),
+        text: rows.map((r) => escapeHover(r.stage)),
         hovertemplate: "%{text}<br>val accuracy %{y:.3f}<extra></extra>",
       },
     ],
     {
-      margin: { l: 50, r: 10, t: 10, b: 40 },
+      margin: { l: 50, r: 10, t: 30, b: 40 },
       xaxis: { title: { text: "step (train epochs, prune stages, quantize)" } },
       yaxis: { range: [0, 1] },
       legend: { orientation: "h", y: -0.3 },
