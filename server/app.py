@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import sparsemod
@@ -138,6 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.include_router(dashboard_router)  # the pages carry no data: the API checks the token
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    # JSON pages and CSV shrink ~6x; models go as they are stored (their sha256 is of
+    # those bytes), and the dashboard's files come compressed already.
+    app.add_middleware(
+        GZipMiddleware, minimum_size=2048, exclude_content_types=("application/octet-stream",)
+    )
     _complete_schema(app)
     return app
 

@@ -1,6 +1,8 @@
 """The dashboard: static pages at ``/`` that read the JSON API, no build step.
 
-The page, its script and its style sheet live in ``static/`` beside this module; the
+The page, its scripts (ES modules, loaded as they are: ``app.js`` routes between the views
+of ``searches.js``, ``search.js`` and ``trial.js``, over ``api.js``, ``ui.js`` and
+``plots.js``) and its style sheet live in ``static/`` beside this module; the
 plotting library is plotly.js, the bundle that plotly's own PyPI package ships
 (``plotly/package_data/plotly.min.js``), served from there under a versioned name. So the
 page works offline and needs no Node toolchain. Nothing served here carries data: every
@@ -85,8 +87,8 @@ def asset(name: str) -> Asset:
     return Asset(body, gzip.compress(body, 6, mtime=0), kind, _REVALIDATE)
 
 
-# The names a request may ask for: nothing from a URL reaches a path.
-_OWN = frozenset({"app.js", "style.css"})
+# The names a request may ask for, listed once at import: nothing from a URL reaches a path.
+_OWN = frozenset(p.name for p in STATIC.iterdir() if p.is_file() and p.name != "index.html")
 
 
 def _send(request: Request, name: str) -> Response:

@@ -218,3 +218,19 @@ def test_the_hypervolume_history_grows_with_a_running_search(
         assert [p["index"] for p in got] == list(range(stop))
         want = hypervolume_trace(rows[:stop], [1.0, 100.0])
         assert [p["hypervolume"] for p in got] == pytest.approx(want, rel=1e-12)
+
+
+def test_json_pages_are_compressed_and_models_are_not(client: TestClient, many, store) -> None:
+    url = f"{API}/searches/{many}/trials?limit=500"
+    with client.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as r:
+        raw = b"".join(r.iter_raw())
+        assert r.headers["content-encoding"] == "gzip"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert gzip.decompress(raw) == plain.content and len(raw) < len(plain.content) / 3
+    trial = next(t for t in store.list_trials(many) if t.has_model)
+    with client.stream(
+        "GET", f"{API}/trials/{trial.id}/model", headers={"Accept-Encoding": "gzip"}
+    ) as r:
+        assert "content-encoding" not in r.headers
+        assert b"".join(r.iter_raw()) == store.get_model(trial.id).data
