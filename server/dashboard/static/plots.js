@@ -151,7 +151,12 @@ export function drawHistory(lossNode, sparsityNode, rows) {
     ],
     {
       margin: { l: 50, r: 10, t: 30, b: 40 },
-      xaxis: { title: { text: "step (train epochs, prune stages, quantize)" } },
+      xaxis: {
+        title: { text: "step" },
+        tickmode: "array",
+        tickvals: steps,
+        ticktext: rows.map((r) => (r.stage === "train" ? `epoch ${r.epoch}` : r.stage)),
+      },
       yaxis: { range: [0, 1] },
       legend: { orientation: "h", y: -0.3 },
     },
