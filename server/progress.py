@@ -30,6 +30,7 @@ class Progress:
         total: trials stored (running ones included).
         completed: trials completed.
         failed: trials failed.
+        stopped: trials stopped early (they could not join the front).
         running: trials being evaluated now.
         phase: the newest trial's phase, ``None`` before the first trial.
         hypervolume: of the completed trials, normalised by the reference point;
@@ -41,6 +42,7 @@ class Progress:
     total: int
     completed: int
     failed: int
+    stopped: int
     running: int
     phase: str | None
     hypervolume: float | None
@@ -97,6 +99,7 @@ def compute(search: SearchRecord, trials: list[TrialRecord]) -> Progress:
         total=len(trials),
         completed=len(completed),
         failed=sum(t.status == "failed" for t in trials),
+        stopped=sum(t.status == "stopped" for t in trials),
         running=sum(t.status == "running" for t in trials),
         phase=trials[-1].phase if trials else None,
         hypervolume=hv,

@@ -178,9 +178,10 @@ class SearchDetail(SearchOut):
     config: dict[str, Any] = Field(description="the validated [TRAIN] values")
     ref_point: list[float] | None = Field(description="hypervolume reference, once known")
     phase: str | None = Field(description="sobol, gp or morph: the newest trial's phase")
-    trials_done: int = Field(description="trials finished, completed or failed")
+    trials_done: int = Field(description="trials finished: completed, failed or stopped")
     trials_completed: int
     trials_failed: int
+    trials_stopped: int = Field(description="stopped early: they could not join the front")
     trials_running: int
     hypervolume: float | None = Field(description="normalised by ref_point, in [0, 1]")
     pareto_size: int

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 from sparsemod.combinations import check_pruning
 from sparsemod.compress import PruneOptions, get_pruner
+from sparsemod.early_stopping import EarlyStop
 from sparsemod.errors import ConfigError
 from sparsemod.hooks import check_latency_hook
 from sparsemod.objectives.runtime import CostModel
@@ -40,6 +41,8 @@ class EvalSettings(CandidateSettings):
             submitted, one tuple of ``(objective, value)`` pairs a point: a candidate that
             one of these points dominates can never join the Pareto set, so its model is
             not serialised (``torch.export`` of the int8 graph takes most of a second).
+        early_stop: stop training once the candidate cannot join the front (the error it
+            must beat, set per candidate by the search; ``None``: train every epoch).
 
     ``snip`` and ``dynamic_sparse`` replace the dense training (they start from the
     untrained network and train ``epochs``); ``imp`` trains ``epochs`` again each round
@@ -56,6 +59,7 @@ class EvalSettings(CandidateSettings):
     keep_model: bool = True
     keep_trained: bool = False
     model_front: tuple[tuple[tuple[str, float], ...], ...] = ()
+    early_stop: EarlyStop | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "finetune_epochs", "calibration_batches"):

@@ -20,16 +20,17 @@ from torch import nn
 
 from sparsemod import objectives
 from sparsemod.compress import PruneContext, Pruner, get_pruner, make_permanent, sparsity
-from sparsemod.compress.context import state_copy
+from sparsemod.compress.context import EpochHook, state_copy
 from sparsemod.compress.quantize import get_scheme
 from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult, WarmStart
 from sparsemod.data import Splits, tensors_of
 from sparsemod.deploy.latency import hook_latency
+from sparsemod.early_stopping import FrontStopper, StopTraining
 from sparsemod.errors import BuildError
 from sparsemod.eval_settings import EvalSettings
 from sparsemod.failures import candidate_failure, is_out_of_memory
 from sparsemod.problems import Problem
-from sparsemod.train import TrainSettings, accuracy, seeded, train
+from sparsemod.train import EpochRecord, TrainSettings, accuracy, seeded, train
 
 # What importers take from here; the records live in sparsemod.core.results, the settings
 # in sparsemod.eval_settings and the failure list in sparsemod.failures.
@@ -65,9 +66,9 @@ def evaluate(
         warm_start: a trained parent whose weights the child inherits before training.
 
     Returns:
-        A completed result, or a failed one whose ``failure_reason`` says why the
-        candidate did not build, ran out of memory or diverged (see
-        :func:`candidate_failure`).
+        A completed result; a stopped one (``settings.early_stop``: it could not join the
+        front); or a failed one whose ``failure_reason`` says why the candidate did not
+        build, ran out of memory or diverged (see :func:`candidate_failure`).
 
     Raises:
         ConfigError: ``params`` are not a point of the space.
@@ -79,6 +80,8 @@ def evaluate(
     history: list[dict[str, Any]] = []
     try:
         result = _run(problem, params, settings, splits, history, warm_start)
+    except StopTraining as stop:
+        result = stop.result(params, settings.seed, history, time.perf_counter() - start)
     except Exception as exc:
         reason = candidate_failure(exc)
         if reason is None:
@@ -155,22 +158,23 @@ def _run(
     tset = TrainSettings(
         dense_epochs, settings.batch_size, lr, device=settings.device, seed=settings.seed
     )
+    stop = settings.early_stop
+    stopper = FrontStopper(stop, len(splits.val), splits.num_classes) if stop else None
+
+    def epoch_done(rec: EpochRecord) -> None:
+        history.append({"stage": "train", "epoch": rec.epoch, "loss": rec.loss,
+                        "val_accuracy": rec.val_accuracy, "sparsity": 0.0})  # fmt: skip
+        if stopper is not None:
+            stopper.epoch("train", rec.epoch, dense_epochs, rec.val_accuracy)
+
     train_start = time.perf_counter()
-    for rec in train(model, splits, tset):
-        history.append(
-            {
-                "stage": "train",
-                "epoch": rec.epoch,
-                "loss": rec.loss,
-                "val_accuracy": rec.val_accuracy,
-                "sparsity": 0.0,
-            }
-        )
+    train(model, splits, tset, on_epoch=epoch_done)
 
     at_init = pruner is not None and pruner.at_init
     trained_state = _state_bytes(model) if settings.keep_trained and not at_init else None
     if pruner is not None:
-        _compress(model, pruner, keep, settings, splits, tset, initial_state, history)
+        hook = None if stopper is None else stopper.epoch
+        _compress(model, pruner, keep, settings, splits, tset, initial_state, history, hook)
     if settings.keep_trained and at_init:
         # Nothing was trained dense: a child inherits the trained sparse weights instead.
         trained_state = _state_bytes(model)
@@ -243,14 +247,13 @@ def _compress(
     tset: TrainSettings,
     initial_state: dict[str, torch.Tensor] | None,
     history: list[dict[str, Any]],
+    on_epoch: EpochHook | None,
 ) -> None:
     """Prune (and fine-tune) in place, appending each step to the history."""
     context = PruneContext(
-        splits,
-        replace(tset, epochs=settings.epochs),
-        initial_state,
-        settings.prune_options(),
-    )
+        splits, replace(tset, epochs=settings.epochs), initial_state, settings.prune_options(),
+        on_epoch,
+    )  # fmt: skip
     steps = pruner.run(model, keep, context)
     history.extend(step.row() for step in steps)
     if settings.finetune_epochs and not pruner.trains:

@@ -40,6 +40,7 @@ TRAINING_KEYS = {"lr": "lr", "keep_ratio": "keep_ratio"}
 # Settings that change neither the network nor its numbers (the epochs: see above).
 _NOT_RESULT = frozenset(
     {"epochs", "debug", "device", "keep_model", "keep_trained", "model_front", "score_test"}
+    | {"early_stop"}
 )
 
 

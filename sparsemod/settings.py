@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COST_SCALES",
+    "EARLY_STOPPING",
     "DEPLOY_CHECKS",
     "DEPLOY_FORMATS",
     "EXECUTORS",
@@ -72,6 +73,7 @@ __all__ = [
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
 COST_SCALES = ("linear", "log")
+EARLY_STOPPING = ("none", "front")
 EXECUTORS = ("sequential", "processes", "ray")
 DEPLOY_FORMATS = ("tflite", "executorch", "onnx")  # sparsemod.deploy.<format> holds each
 DEPLOY_CHECKS = ("none", *DEPLOY_FORMATS)  # deploy_check
@@ -291,6 +293,13 @@ SPECS: dict[str, Spec] = {
         "`patience` rounds (Sobol always runs its r1 rounds); 0 disables",
     ),
     "patience": integer(1).declare(2, "rounds the tolerance is measured over, >= 1"),
+    "early_stopping": choice(EARLY_STOPPING).declare(
+        "none", "stop a candidate once its final error cannot join the front: none or front"
+    ),
+    "min_epochs": integer(1).declare(2, "early stopping: epochs of a stage before it checks"),
+    "stop_confidence": real(0.5, 1.0, "a number in (0.5, 1]").declare(
+        0.95, "early stopping: stop when the chance of joining the front is below 1 - this"
+    ),
     "ref_point": Spec(_parse_ref_point, _check_ref_point).declare(
         None,
         "hypervolume reference, one value per objective, e.g. 1.0, 50KB, 8KB, 10ms (none: "

@@ -39,9 +39,6 @@ def resolve_device(name: str = "auto") -> torch.device:
         name: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
             ``"cuda:N"``. A ``torch.device`` is accepted as well.
 
-    Returns:
-        The device.
-
     Raises:
         ConfigError: the name is not one of the above, or names CUDA on a machine without it
             (or a CUDA index that does not exist).
@@ -305,6 +302,7 @@ def train(
     *,
     after_step: Callable[[nn.Module], None] | None = None,
     val_dataset: Any = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> list[EpochRecord]:
     """Train a classifier with Adam and cross entropy, checking validation after every epoch.
 
@@ -322,6 +320,7 @@ def train(
         after_step: called with the model after every optimizer step, under ``torch.no_grad``
             (the pruning code re-applies its masks here so pruned weights stay zero).
         val_dataset: the data scored after each epoch; ``splits.val`` when omitted.
+        on_epoch: called with each epoch's record; what it raises ends the training.
 
     Returns:
         One record per epoch; empty when ``settings.epochs`` is 0. The model is left in the
@@ -393,6 +392,8 @@ def train(
                 history.append(
                     EpochRecord(epoch, loss, _top1(model, val_batches), seconds, samples)
                 )
+                if on_epoch is not None:
+                    on_epoch(history[-1])
     finally:
         model.train(was_training)
     return history

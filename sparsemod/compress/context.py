@@ -25,6 +25,8 @@ from sparsemod.errors import ConfigError
 from sparsemod.settings import CandidateSettings, check_setting
 from sparsemod.train import TrainSettings, accuracy, train
 
+EpochHook = Callable[[str, int, int, float], None]
+
 AfterStep = Callable[[nn.Module], None]
 
 
@@ -56,12 +58,16 @@ class PruneContext:
             that trains for "the candidate's epochs" trains ``settings.epochs``.
         initial_state: the network's weights before training (a state dict), for rewinding.
         options: the multi-step methods' settings.
+        on_epoch: called after every epoch :meth:`train` runs, as ``(stage, epoch,
+            epochs of the stage, validation accuracy)``; what it raises ends the method
+            (early stopping: :class:`sparsemod.early_stopping.FrontStopper`).
     """
 
     splits: Splits
     settings: TrainSettings
     initial_state: Mapping[str, torch.Tensor] | None = None
     options: PruneOptions = field(default_factory=PruneOptions)
+    on_epoch: EpochHook | None = None
 
     @property
     def seed(self) -> int:
@@ -100,7 +106,16 @@ class PruneContext:
                 what is a candidate failure).
         """
         tset = replace(self.settings, epochs=epochs, seed=self.seed if seed is None else seed)
-        records = train(model, self.splits, tset, after_step=after_step)
+        hook = self.on_epoch
+        records = train(
+            model,
+            self.splits,
+            tset,
+            after_step=after_step,
+            on_epoch=None
+            if hook is None
+            else lambda r: hook(stage, r.epoch, epochs, r.val_accuracy),
+        )
         _, kept = count_weights(model)
         return [
             replace(

@@ -14,6 +14,7 @@ from sparsemod.core.vocabulary import TrialStatus
 
 COMPLETED = TrialStatus.COMPLETED.value
 FAILED = TrialStatus.FAILED.value
+STOPPED = TrialStatus.STOPPED.value
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class ModelArtifact:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """Everything one evaluation produced. Costs are ``None`` when the trial failed.
+    """Everything one evaluation produced. Costs are ``None`` when the trial failed or was
+    stopped; a stopped one has ``stop_epoch``, ``stop_val_error`` and ``predicted_error``.
 
     ``latency_s`` is the latency the search minimises: the one the user's ``latency_hook``
     measured on the device when there is one, else the cost model's. ``latency_model_s``
@@ -61,6 +63,9 @@ class TrialResult:
     sparsity: float | None = None
     train_seconds: float = 0.0
     total_seconds: float = 0.0
+    stop_epoch: int | None = None
+    stop_val_error: float | None = None
+    predicted_error: float | None = None
     history: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     model: ModelArtifact | None = None
     trained_state: bytes | None = None

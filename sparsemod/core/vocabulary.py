@@ -14,9 +14,10 @@ Lifecycles (the store enforces them: a conditional update, never a blind write):
   until its runner stops between trials, then ``cancelled``. A runner that dies leaves it
   ``running`` with a stale heartbeat, and a worker takes it back to ``queued``.
 * a **trial** is ``running`` from its proposal (written with its round, in one
-  transaction) -> ``completed`` (with every metric) or ``failed`` (with its reason), once:
-  of two completions racing, one wins. A resumed search re-runs the trials it finds
-  ``running``.
+  transaction) -> ``completed`` (with every metric), ``failed`` (with its reason) or
+  ``stopped`` (early stopping on the front: its final error could not join the front; with
+  the epoch, its error then and the predicted final error), once: of two completions
+  racing, one wins. A resumed search re-runs the trials it finds ``running``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class TrialStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    STOPPED = "stopped"
 
 
 SEARCH_STATUSES = tuple(s.value for s in SearchStatus)
@@ -85,6 +87,9 @@ METRIC_INFO: dict[str, Metric] = {
         Metric("sparsity", "1", "share of prunable weights that are zero"),
         Metric("train_seconds", "s", "wall time of training, pruning and fine-tuning"),
         Metric("total_seconds", "s", "wall time of the whole evaluation"),
+        Metric("stop_epoch", "epochs", "early stopping: the epochs the stopped stage trained"),
+        Metric("stop_val_error", "1", "early stopping: validation error when it stopped"),
+        Metric("predicted_error", "1", "early stopping: the predicted final validation error"),
         *_RUNTIME,
     )
 }

@@ -174,13 +174,15 @@ class Phase:
         if not candidates:
             return []
         t = self.tools
-        done = state.completed()
+        done = state.observed()
         costs = state.costs
         scale = t.costs.scale(t.plan.cost_scale, state.ref_point)
         train_x = t.encoder.encode_many([d.params for d in done])
-        train_err = torch.tensor([d.value("error") for d in done], dtype=torch.float64)
+        train_err = torch.tensor([d.observed_error() for d in done], dtype=torch.float64)
+        # A stopped trial measured no cost: its exact predicted ones stand in.
         train_c = torch.tensor(
-            [[scale(c, d.value(c)) for c in costs] for d in done], dtype=torch.float64
+            [[scale(c, d.value(c) if d.ok else d.predicted[c]) for c in costs] for d in done],
+            dtype=torch.float64,
         ).reshape(len(done), len(costs))
         cand_x = t.encoder.encode_many(candidates)
         cand_c = torch.tensor(

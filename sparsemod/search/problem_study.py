@@ -24,6 +24,7 @@ from typing import Any
 
 from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
+from sparsemod.early_stopping import EarlyStop, error_to_beat
 from sparsemod.evaluate import EvalSettings, WarmStart, predict_costs
 from sparsemod.identity import network_fingerprint
 from sparsemod.problems import Problem
@@ -55,6 +56,11 @@ class ProblemStudy(Study):
         settings: Mapping[str, EvalSettings],
     ) -> None:
         self._settings = dict(settings)
+        self._stop = (
+            EarlyStop(1.0, config.min_epochs, config.stop_confidence)
+            if config.early_stopping == "front"
+            else None
+        )
         self._setup(
             problem.space, config.objective_names, costs, Plan.of(config), costs.constraints,
             store, reporter, problem=problem.name, morphs=True,
@@ -67,9 +73,17 @@ class ProblemStudy(Study):
     def eval_settings(self, trial: Trial) -> EvalSettings:
         """How :func:`sparsemod.evaluate.evaluate` evaluates ``trial``: its phase's
         settings, with the current front (a candidate the front dominates will never keep
-        its model, so the evaluator does not serialise it)."""
+        its model, so the evaluator does not serialise it) and, with ``early_stopping =
+        front``, the error it must beat to join that front."""
         front = tuple(tuple((o, t.value(o)) for o in self.objectives) for t in self.pareto())
-        return replace(self._settings[trial.phase], model_front=front)
+        settings = replace(self._settings[trial.phase], model_front=front)
+        if self._stop is None:
+            return settings
+        # Early stopping: the error it must beat at its exact costs, from the same front.
+        costs = {o: trial.predicted[o] for o in self.objectives if o != "error"}
+        ref = dict(zip(self.objectives, self.ref_point))
+        bar = error_to_beat(costs, [dict(p) for p in front], ref)
+        return replace(settings, early_stop=replace(self._stop, error_to_beat=bar))
 
     def warm_start(self, trial: Trial) -> WarmStart | None:
         """The trained parent a morph child starts from (``None``: it trains from scratch)."""

@@ -32,7 +32,13 @@ def metrics_of(result: TrialResult) -> dict[str, float | None]:
 def result_of(record: TrialRecord) -> TrialResult:
     """A finished trial read back from the store (without its model bytes)."""
     fields = {k: v for k, v in record.metrics.items() if k in METRICS}
-    for name in ("model_size_bytes", "dense_size_bytes", "working_memory_bytes", "flops"):
+    for name in (
+        "model_size_bytes",
+        "dense_size_bytes",
+        "working_memory_bytes",
+        "flops",
+        "stop_epoch",
+    ):
         if fields.get(name) is not None:
             fields[name] = int(fields[name])
     return TrialResult(

@@ -11,6 +11,7 @@ import math
 import sys
 from typing import Protocol, TextIO
 
+from sparsemod.core.results import STOPPED
 from sparsemod.evaluate import COMPLETED
 from sparsemod.search.state import SearchState, Trial
 
@@ -51,6 +52,13 @@ class ConsoleReporter:
         head = f"[{label}] trial {trial.index}"
         if trial.parent is not None:
             head += f" <- {trial.parent} ({trial.morph})"
+        if r.status == STOPPED:
+            self.message(
+                f"{head} stopped after {r.stop_epoch} epochs: validation error "
+                f"{r.stop_val_error:.4f}, predicted final {r.predicted_error:.4f}, cannot join "
+                f"the front | {r.total_seconds:.1f} s"
+            )
+            return
         if r.status != COMPLETED:
             # All of it: under debug the reason ends with the traceback (DESIGN.md).
             self.message(f"{head} FAILED: {r.failure_reason or 'no reason recorded'}")

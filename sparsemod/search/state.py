@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sparsemod.core.results import STOPPED
 from sparsemod.evaluate import COMPLETED, TrialResult
 from sparsemod.results.pareto import hypervolume, pareto_mask
 from sparsemod.search.encoding import key
@@ -37,9 +38,20 @@ class Trial:
     def status(self) -> str:
         return "running" if self.result is None else self.result.status
 
+    @property
+    def ok(self) -> bool:
+        """Whether it completed (its costs are measured, not only predicted)."""
+        return self.status == COMPLETED
+
     def value(self, name: str) -> float:
         v = getattr(self.result, name, None) if self.result is not None else None
         return float("nan") if v is None else float(v)
+
+    def observed_error(self) -> float:
+        """The error the GP learns from: the measured one, or for a stopped trial the
+        predicted final error (the best estimate there is; leaving it out would let the GP
+        propose its neighbourhood again as if nothing were known of it)."""
+        return self.value("predicted_error" if self.status == STOPPED else "error")
 
 
 @dataclass
@@ -98,6 +110,11 @@ class SearchState:
         return [
             t for t in self.trials if t.status == COMPLETED and (upto is None or t.index <= upto)
         ]
+
+    def observed(self) -> list[Trial]:
+        """The trials the GP learns from: completed, and stopped early (with their
+        predicted error, :meth:`Trial.observed_error`)."""
+        return [t for t in self.trials if t.status in (COMPLETED, STOPPED)]
 
     def values(self, trials: Sequence[Trial]) -> np.ndarray:
         """The objectives of ``trials`` as an (n, k) array."""

@@ -167,7 +167,7 @@ class TrialMethods(StoreBase):
 
         Args:
             trial_id: the trial.
-            status: ``completed`` or ``failed``.
+            status: ``completed``, ``failed`` or ``stopped`` (early stopping).
             metrics: metric values by name; ``None`` (or NaN) means not measured.
             failure_reason: why it failed.
             history: one mapping per epoch / stage with ``stage`` and ``epoch`` and
@@ -182,7 +182,7 @@ class TrialMethods(StoreBase):
                 this search or is this trial.
             DataError: there is no such trial.
         """
-        checks.status(status, ("completed", "failed"), "completed trial status")
+        checks.status(status, ("completed", "failed", "stopped"), "completed trial status")
         metric_values = checks.facts(metrics, "metric")
         history_rows = checks.history_rows(trial_id, history)
         model_row = None

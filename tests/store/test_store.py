@@ -23,6 +23,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sparsemod.errors import ConfigError, DataError
@@ -575,7 +576,7 @@ def test_bytes_per_trial(tmp_path: Path) -> None:
 def test_migration_matches_models(store: Store) -> None:
     with store._engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == head_revision() == "0002_duplicate_of"
+        assert context.get_current_revision() == head_revision() == "0003_stopped"
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -751,7 +752,7 @@ def test_0002_adds_duplicate_of_and_keeps_every_trial(tmp_path: Path) -> None:
     config.set_main_option("sqlalchemy.url", url)
     command.downgrade(config, "0001_initial")
     assert "duplicate_of" not in _columns(url, "trials")
-    assert upgrade_database(url) == ("0001_initial", "0002_duplicate_of")
+    assert upgrade_database(url) == ("0001_initial", "0003_stopped")
     assert "duplicate_of" in _columns(url, "trials")
     with Store(url) as s:
         [trial] = s.list_trials(sid)
@@ -759,3 +760,29 @@ def test_0002_adds_duplicate_of_and_keeps_every_trial(tmp_path: Path) -> None:
         assert trial.duplicate_of is None
         s.add_trial(sid, 1, "sobol", {"a": 1}, duplicate_of=0)
         assert [t.duplicate_of for t in s.list_trials(sid)] == [None, 0]
+
+
+def test_0003_lets_a_trial_be_stopped_and_keeps_every_trial(tmp_path: Path) -> None:
+    """A store of 0002 refuses a stopped trial; upgraded, it takes one, and the rest stays."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    with Store(url) as s:
+        sid = _search(s, "kept")
+        done = s.add_trial(sid, 0, "sobol", {"a": 1})
+        s.complete_trial(done, "completed", {"error": 0.25})
+        running = s.add_trial(sid, 1, "gp", {"a": 2})
+    config = Config()
+    config.set_main_option("script_location", str(store_engine.MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, "0002_duplicate_of")
+    engine = create_engine(url)
+    with pytest.raises(IntegrityError), engine.begin() as c:
+        c.execute(text(f"UPDATE trials SET status = 'stopped' WHERE id = {running}"))
+    engine.dispose()
+    assert upgrade_database(url) == ("0002_duplicate_of", "0003_stopped")
+    with Store(url) as s:
+        s.complete_trial(running, "stopped", {"stop_epoch": 2, "predicted_error": 0.6})
+        got = {t.index: (t.status, t.metrics) for t in s.list_trials(sid)}
+        assert got == {
+            0: ("completed", {"error": 0.25}),
+            1: ("stopped", {"stop_epoch": 2.0, "predicted_error": 0.6}),
+        }

@@ -78,6 +78,7 @@ export function drawHead(node, d, after) {
         ["trials", `${d.trials_done} / ${d.trials_total}`, "search-progress"],
         ["running", d.trials_running],
         ["failed", d.trials_failed],
+        ["stopped early", d.trials_stopped],
         ["hypervolume", fmt(d.hypervolume), "search-hv"],
         ["Pareto members", d.pareto_size, "pareto-size"],
         ["best error", d.best ? fmt(d.best.metrics.error, "error") : "–", "best-error"],
