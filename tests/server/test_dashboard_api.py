@@ -234,3 +234,25 @@ def test_json_pages_are_compressed_and_models_are_not(client: TestClient, many, 
     ) as r:
         assert "content-encoding" not in r.headers
         assert b"".join(r.iter_raw()) == store.get_model(trial.id).data
+
+
+def test_a_stopped_trial_counts_as_done_and_stays_off_the_front(
+    client: TestClient, store: Store
+) -> None:
+    sid = store.create_search(
+        "stops", "digits_cnn", {"r1": 2}, ["error", "model_size_bytes"], ref_point=[1.0, 100.0]
+    )
+    done = store.add_trial(sid, 0, "sobol", {"w": 0}, predicted={"model_size_bytes": 60.0})
+    store.complete_trial(done, "completed", {"error": 0.2, "model_size_bytes": 60.0})
+    stop = store.add_trial(sid, 1, "gp", {"w": 1}, predicted={"model_size_bytes": 70.0})
+    figures = {"stop_epoch": 3, "stop_val_error": 0.5, "predicted_error": 0.42}
+    store.complete_trial(stop, "stopped", figures)
+    got = client.get(f"{API}/searches/{sid}").json()
+    assert (got["trials_done"], got["trials_completed"], got["trials_stopped"]) == (2, 1, 1)
+    assert got["pareto_size"] == 1 and got["hypervolume"] == pytest.approx(0.8 * 0.4)
+    page = client.get(f"{API}/searches/{sid}/trials", params={"status": "stopped"}).json()
+    assert [t["index"] for t in page["data"]] == [1]
+    assert page["data"][0]["metrics"] == figures and page["data"][0]["is_pareto"] is False
+    assert [p["index"] for p in client.get(f"{API}/searches/{sid}/hypervolume").json()["data"]] == [
+        0
+    ]
