@@ -46,7 +46,7 @@ def test_objectives_are_the_results_and_the_configs_in_cumulative_order():
 
 def test_statuses_are_plain_strings_everywhere_they_go():
     assert SEARCH_STATUSES == ("queued", "running", "cancelling", "cancelled", "done", "failed")
-    assert TRIAL_STATUSES == ("running", "completed", "failed") == tuple(TrialStatus)
+    assert TRIAL_STATUSES == ("running", "completed", "failed", "stopped") == tuple(TrialStatus)
     assert (COMPLETED, FAILED) == (TrialStatus.COMPLETED, TrialStatus.FAILED)
     assert json.dumps({"s": SearchStatus.CANCELLING}) == '{"s": "cancelling"}'
 
