@@ -64,8 +64,10 @@ def plotly_bundle() -> Path:
     return Path(spec.origin).parent / "package_data" / "plotly.min.js"
 
 
+@functools.cache
 def plotly_name() -> str:
-    """The versioned name the page loads the bundle under."""
+    """The versioned name the page loads the bundle under (read once: every request for a
+    file asks for it)."""
     try:
         version = importlib.metadata.version(_PLOTLY)
     except importlib.metadata.PackageNotFoundError:

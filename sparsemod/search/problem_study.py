@@ -80,7 +80,9 @@ class ProblemStudy(Study):
         if self._stop is None:
             return settings
         # Early stopping: the error it must beat at its exact costs, from the same front.
-        costs = {o: trial.predicted[o] for o in self.objectives if o != "error"}
+        costs = {o: trial.predicted.get(o) for o in self.objectives if o != "error"}
+        if None in costs.values():
+            return settings  # a cost it was stored without: no bar to hold it to
         ref = dict(zip(self.objectives, self.ref_point))
         bar = error_to_beat(costs, [dict(p) for p in front], ref)
         return replace(settings, early_stop=replace(self._stop, error_to_beat=bar))
