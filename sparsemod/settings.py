@@ -48,27 +48,11 @@ if TYPE_CHECKING:
     from sparsemod.core.boards import Board
 
 __all__ = [
-    "COST_SCALES",
-    "EARLY_STOPPING",
-    "DEPLOY_CHECKS",
-    "DEPLOY_FORMATS",
-    "EXECUTORS",
-    "GENERATORS",
-    "LATENCY_MODELS",
-    "OBJECTIVES",
-    "QUANT_SCHEMES",
-    "RUNTIMES",
-    "SPECS",
-    "CandidateSettings",
-    "Spec",
-    "check_setting",
-    "default",
-    "did_you_mean",
-    "parse_duration",
-    "parse_flops",
-    "parse_objectives",
-    "parse_size",
-]
+    "COST_SCALES", "EARLY_STOPPING", "DEPLOY_CHECKS", "DEPLOY_FORMATS", "EXECUTORS",
+    "GENERATORS", "LATENCY_MODELS", "OBJECTIVES", "QUANT_SCHEMES", "RUNTIMES", "SPECS",
+    "CandidateSettings", "Spec", "check_setting", "default", "did_you_mean",
+    "parse_duration", "parse_flops", "parse_objectives", "parse_size",
+]  # fmt: skip
 
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
 GENERATORS = ("pool", "ax")
@@ -328,6 +312,10 @@ SPECS: dict[str, Spec] = {
         "sequential", "sequential, processes (a local pool) or ray"
     ),
     "workers": integer(1).declare(1, "trials evaluated at once by processes / ray, >= 1"),
+    "asynchronous": boolean().declare(
+        False, "a worker that finishes gets the next GP / morph arm at once, chosen with the "
+        "running ones as pending, instead of waiting for its round (order-dependent)",
+    ),  # fmt: skip
     "threads": integer(1).declare(
         1, "torch threads a trial trains with, >= 1, the same in every executor"
     ),

@@ -151,6 +151,7 @@ class TrainConfig(CandidateSettings):
     deploy_check: str = default("deploy_check")
     executor: str = default("executor")
     workers: int = default("workers")
+    asynchronous: bool = default("asynchronous")
     threads: int = default("threads")
     ray_address: str = default("ray_address")
     num_cpus: float = default("num_cpus")

@@ -20,7 +20,7 @@ RESUMABLE_KEYS = frozenset(
     {"name", "root", "r1", "r2", "r3", "morphisms", "tolerance", "patience", "debug"}
     | {"generator", "num_candidates", "cost_scale", "deploy_check"}
     | {"early_stopping", "min_epochs", "stop_confidence"}
-    | {"executor", "workers", "threads", "ray_address", "num_cpus", "num_gpus"}
+    | {"executor", "workers", "asynchronous", "threads", "ray_address", "num_cpus", "num_gpus"}
 )
 
 

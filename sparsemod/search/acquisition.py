@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import gpytorch
 import torch
 from botorch.acquisition.multi_objective import logei
 from botorch.acquisition.multi_objective.logei import qLogExpectedHypervolumeImprovement
@@ -30,6 +31,8 @@ from botorch.utils.multi_objective.box_decompositions.non_dominated import (
 )
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
+from sparsemod.search.ehvi import Posterior, greedy_batch
+
 # botorch 0.18 builds qLogEHVI's fused C++ kernel with torch.utils.cpp_extension (-O3
 # -march=native) the first time one is constructed, into ~/.cache/torch_extensions: 30-90 s
 # on two cores inside the first GP round after install, again each time another venv on the
@@ -37,6 +40,43 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 # build left its lock file. Its pure-PyTorch path picks the same arms, 0.2-2 s slower a round
 # here. Marking the load as already tried keeps botorch on that path, for the Ax generator too.
 logei._load_attempted = True
+
+
+JOINT_MAX_Q = 2  # arms (with the pending ones) up to which the joint qLogEHVI chooses
+FIT_MAX = 400  # trials the GP's hyperparameters are fitted on (the posterior uses all)
+
+
+def fit_error_gp(train_x: torch.Tensor, y: torch.Tensor, seed: int) -> SingleTaskGP:
+    """A GP of the error, its hyperparameters fitted on at most :data:`FIT_MAX` trials.
+
+    The exact marginal likelihood over n trials costs O(n^3) an iteration: at 1,000 trials
+    a fit took (measured in bench/scale.py) several seconds. The hyperparameters (length
+    scales, noise) settle long before that, so they are fitted on the best FIT_MAX / 4
+    trials and a seeded random draw of the rest; the model then conditions on every trial.
+    """
+    dtype = torch.float64
+    with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(100_000):
+        warnings.simplefilter("ignore")  # input-scaling hints: the inputs are in [0, 1]
+        if len(train_x) <= FIT_MAX:
+            gp = SingleTaskGP(train_x, y, outcome_transform=Standardize(m=1))
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+            return gp
+        best = torch.argsort(y[:, 0], descending=True)[: FIT_MAX // 4]
+        rest = torch.ones(len(y), dtype=torch.bool)
+        rest[best] = False
+        others = torch.nonzero(rest).squeeze(-1)
+        g = torch.Generator().manual_seed(seed)
+        draw = others[torch.randperm(len(others), generator=g)[: FIT_MAX - len(best)]]
+        sub = torch.cat([best, draw])
+        small = SingleTaskGP(train_x[sub], y[sub], outcome_transform=Standardize(m=1))
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(small.likelihood, small))
+        gp = SingleTaskGP(train_x, y, outcome_transform=Standardize(m=1))
+        fitted = {
+            k: v for k, v in small.state_dict().items() if not k.startswith("outcome_transform")
+        }
+        gp.load_state_dict(fitted, strict=False)
+        gp.eval()
+    return gp.to(dtype)
 
 
 def select(
@@ -49,8 +89,14 @@ def select(
     q: int,
     seed: int,
     mc_samples: int = 64,
+    pending_x: torch.Tensor | None = None,
+    pending_costs: torch.Tensor | None = None,
 ) -> list[int]:
     """Indices of the ``q`` candidates with the best joint hypervolume improvement.
+
+    Up to :data:`JOINT_MAX_Q` arms (counting the pending ones) the batch is qLogEHVI's
+    joint one; beyond, it is the greedy closed-form batch of :mod:`~sparsemod.search.ehvi`
+    (linear in ``q``; qLogEHVI's joint batch is exponential in it).
 
     Args:
         train_x: (n, d) encoded parameters of the completed trials.
@@ -61,8 +107,10 @@ def select(
         cand_costs: (m, k) their exact predicted costs, scaled the same way.
         ref_point: the error's reference value (costs are normalised to 1).
         q: arms to choose (fewer when there are fewer candidates).
-        seed: seeds the quasi-Monte-Carlo sampler.
-        mc_samples: quasi-Monte-Carlo samples of the acquisition.
+        seed: seeds the quasi-Monte-Carlo sampler and the GP's fitting subset.
+        mc_samples: quasi-Monte-Carlo samples of the joint acquisition.
+        pending_x, pending_costs: arms asked and not yet told (still training): the batch
+            is chosen as if their errors were known, at the GP's mean.
 
     Returns:
         Indices into ``cand_x``, in the order chosen.
@@ -72,15 +120,27 @@ def select(
         return []
     dtype = torch.float64
     train_x, cand_x = train_x.to(dtype), cand_x.to(dtype)
+    if pending_x is None or len(pending_x) == 0:
+        pending_x = torch.zeros(0, train_x.shape[-1], dtype=dtype)
+        pending_costs = torch.zeros(0, train_costs.shape[-1], dtype=dtype)
+    pending_x = pending_x.to(dtype)
     y = (-train_error.to(dtype) / ref_point[0]).unsqueeze(-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # input-scaling hints: the inputs are in [0, 1]
-        gp = SingleTaskGP(train_x, y, outcome_transform=Standardize(m=1))
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+    gp = fit_error_gp(train_x, y, seed)
     if train_costs.shape[-1] == 0:
-        return _single_objective(gp, train_x, cand_x, q, seed, mc_samples)
-    table_x = torch.cat([train_x, cand_x])
-    table_c = -torch.cat([train_costs.to(dtype), cand_costs.to(dtype)])
+        return _single_objective(gp, train_x, cand_x, q, seed, mc_samples, pending_x)
+    observed = torch.cat([y, -train_costs.to(dtype)], dim=-1)
+    ref = torch.full((observed.shape[-1],), -1.0, dtype=dtype)
+    partitioning = FastNondominatedPartitioning(ref_point=ref, Y=observed)
+    if q + len(pending_x) > JOINT_MAX_Q:
+        lo, hi = partitioning.get_hypercell_bounds()
+        all_x = torch.cat([cand_x, pending_x])
+        all_c = -torch.cat([cand_costs.to(dtype), pending_costs.to(dtype)])
+        with gpytorch.settings.max_cholesky_size(100_000):
+            posterior = Posterior.of(gp, train_x, all_x)
+        pending = list(range(len(cand_x), len(all_x)))
+        return greedy_batch(posterior, all_c, lo, hi, q, pending)
+    table_x = torch.cat([train_x, cand_x, pending_x])
+    table_c = -torch.cat([train_costs.to(dtype), cand_costs.to(dtype), pending_costs.to(dtype)])
 
     def lookup(x: torch.Tensor) -> torch.Tensor:
         # Every point the acquisition asks about is a trial or a candidate: look its exact
@@ -93,20 +153,18 @@ def select(
     model = ModelList(gp, costs_model)
     # Every objective is scaled so that its reference value is 1 (the error by ref_point[0]
     # above, the costs by the caller): the reference is -1 in each.
-    ref = torch.full((1 + table_c.shape[-1],), -1.0, dtype=dtype)
     shape = torch.Size([mc_samples])
     # The deterministic costs give the same value for every sample: an index sampler.
     sampler = ListSampler(SobolQMCNormalSampler(shape, seed=seed), IndexSampler(shape, seed=seed))
     # The front to improve on: the observed trials (the error as measured; costs exact).
     # NEHVI would redo this box decomposition for every MC sample and every pending arm,
     # which took 9 of 11 s for a q=2 round here; the error is measured with little noise.
-    observed = torch.cat([y, -train_costs.to(dtype)], dim=-1)
-    partitioning = FastNondominatedPartitioning(ref_point=ref, Y=observed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         acq = qLogExpectedHypervolumeImprovement(
-            model=model, ref_point=ref, partitioning=partitioning, sampler=sampler
-        )
+            model=model, ref_point=ref, partitioning=partitioning, sampler=sampler,
+            X_pending=pending_x if len(pending_x) else None,
+        )  # fmt: skip
         chosen, _ = optimize_acqf_discrete(acq, q=q, choices=cand_x, unique=True)
     return torch.cdist(chosen, cand_x).argmin(dim=-1).tolist()
 
@@ -118,12 +176,16 @@ def _single_objective(
     q: int,
     seed: int,
     mc_samples: int,
+    pending_x: torch.Tensor,
 ) -> list[int]:
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        acq = qLogNoisyExpectedImprovement(gp, X_baseline=train_x, sampler=sampler)
+        acq = qLogNoisyExpectedImprovement(
+            gp, X_baseline=train_x, sampler=sampler, prune_baseline=True,
+            X_pending=pending_x if len(pending_x) else None,
+        )  # fmt: skip
         chosen, _ = optimize_acqf_discrete(acq, q=q, choices=cand_x, unique=True)
     return torch.cdist(chosen, cand_x).argmin(dim=-1).tolist()

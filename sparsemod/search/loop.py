@@ -157,16 +157,33 @@ class Search:
             f"rounds {cfg.r1}/{cfg.r2}/{cfg.r3} x {cfg.batch_size}, reference point "
             + ", ".join(f"{o}={v:.4g}" for o, v in zip(self.objectives, study.ref_point))
         )
-        if rerun:
-            self._evaluate(rerun, "resumed")
-        while arms := study.ask_round():
-            self._evaluate(arms)
+        self._running: dict[int, Trial] = {}
+        self._labels: dict[int, str | None] = {}
+        try:
+            if rerun:
+                self._submit(rerun, "resumed")
+                self._wait(until=0)
+            if cfg.asynchronous:
+                # A worker that finishes gets the next arm at once, chosen with the running
+                # ones as pending; the Sobol rounds go out together as always.
+                free = max(self.executor.workers, 1)
+                while arms := study.ask(free):
+                    self._submit(arms)
+                    self._wait(until=self.executor.workers - 1)
+                    free = max(self.executor.workers - len(self._running), 1)
+                self._wait(until=0)
+            else:
+                while arms := study.ask_round():
+                    self._submit(arms)
+                    self._wait(until=0)
+        except Cancelled:
+            self.study.journal.close_cancelled(self._running.values())
+            raise
         return self._finish(time.perf_counter() - start)
 
-    def _evaluate(self, trials: Sequence[Trial], label: str | None = None) -> None:
-        """Run arms on the executor; tell the study each result as it finishes."""
+    def _submit(self, trials: Sequence[Trial], label: str | None = None) -> None:
+        """Hand arms to the executor (one that does not build fails at once)."""
         study = self.study
-        pending: dict[int, Trial] = {}
         for trial in trials:
             settings = study.eval_settings(trial)  # with the front: see its docstring
             build_error = study.costs.why(trial.params)
@@ -176,20 +193,20 @@ class Search:
                 )
                 self._record(trial, failed, label)
                 continue
-            pending[trial.index] = trial
+            self._running[trial.index] = trial
+            self._labels[trial.index] = label
             self.executor.submit(
                 Task(
                     trial.index, self.config.problem, trial.params, settings,
                     study.warm_start(trial), threads=self.config.threads,
                 )
             )  # fmt: skip
-        try:
-            while pending:
-                for index, result in self.executor.poll():
-                    self._record(pending.pop(index), result, label)
-        except Cancelled:
-            self.study.journal.close_cancelled(pending.values())
-            raise
+
+    def _wait(self, until: int) -> None:
+        """Tell the study each result as it comes, until at most ``until`` arms run."""
+        while len(self._running) > until:
+            for index, result in self.executor.poll():
+                self._record(self._running.pop(index), result, self._labels.pop(index))
 
     def _record(self, trial: Trial, result: TrialResult, label: str | None) -> None:
         self.study.record(trial, result, label)

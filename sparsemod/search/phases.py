@@ -184,21 +184,18 @@ class Phase:
             [[scale(c, d.value(c) if d.ok else d.predicted[c]) for c in costs] for d in done],
             dtype=torch.float64,
         ).reshape(len(done), len(costs))
-        cand_x = t.encoder.encode_many(candidates)
-        cand_c = torch.tensor(
-            [[scale(c, t.costs.known(p)[c]) for c in costs] for p in candidates],
-            dtype=torch.float64,
-        ).reshape(len(candidates), len(costs))
+        def exact(points: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+            c = [[scale(c, t.costs.known(p)[c]) for c in costs] for p in points]
+            x = t.encoder.encode_many(points)
+            return x, torch.tensor(c, dtype=torch.float64).reshape(len(points), len(costs))
+
+        cand_x, cand_c = exact(candidates)
+        # arms still training (asynchronous rounds): chosen around, believed at the GP's mean
+        pending_x, pending_c = exact([p.params for p in state.running()])
         idx = select(
-            train_x,
-            train_err,
-            train_c,
-            cand_x,
-            cand_c,
-            state.ref_point[:1],
-            n,
-            seed=t.plan.seed + len(state.trials),
-        )
+            train_x, train_err, train_c, cand_x, cand_c, state.ref_point[:1], n,
+            seed=t.plan.seed + len(state.trials), pending_x=pending_x, pending_costs=pending_c,
+        )  # fmt: skip
         return [candidates[i] for i in idx]
 
 

@@ -111,6 +111,10 @@ class SearchState:
             t for t in self.trials if t.status == COMPLETED and (upto is None or t.index <= upto)
         ]
 
+    def running(self) -> list[Trial]:
+        """The trials asked for and not yet told (duplicates take their result at once)."""
+        return [t for t in self.trials if t.result is None]
+
     def observed(self) -> list[Trial]:
         """The trials the GP learns from: completed, and stopped early (with their
         predicted error, :meth:`Trial.observed_error`)."""
