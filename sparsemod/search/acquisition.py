@@ -43,6 +43,9 @@ logei._load_attempted = True
 
 
 JOINT_MAX_Q = 2  # arms (with the pending ones) up to which the joint qLogEHVI chooses
+# ... when its tensors stay small: candidates x cells x samples. Four objectives and a
+# front of 40 gave 11 GB and 108 s for a round of 2 at 100 trials (bench/scale.py).
+JOINT_MAX_SIZE = 2_000_000
 FIT_MAX = 400  # trials the GP's hyperparameters are fitted on (the posterior uses all)
 
 
@@ -94,9 +97,10 @@ def select(
 ) -> list[int]:
     """Indices of the ``q`` candidates with the best joint hypervolume improvement.
 
-    Up to :data:`JOINT_MAX_Q` arms (counting the pending ones) the batch is qLogEHVI's
-    joint one; beyond, it is the greedy closed-form batch of :mod:`~sparsemod.search.ehvi`
-    (linear in ``q``; qLogEHVI's joint batch is exponential in it).
+    Up to :data:`JOINT_MAX_Q` arms (counting the pending ones), and while its tensors stay
+    under :data:`JOINT_MAX_SIZE`, the batch is qLogEHVI's joint one; beyond, it is the
+    greedy closed-form batch of :mod:`~sparsemod.search.ehvi` (linear in ``q``; qLogEHVI's
+    joint batch is exponential in it, and its memory grows with the front's cells).
 
     Args:
         train_x: (n, d) encoded parameters of the completed trials.
@@ -131,8 +135,9 @@ def select(
     observed = torch.cat([y, -train_costs.to(dtype)], dim=-1)
     ref = torch.full((observed.shape[-1],), -1.0, dtype=dtype)
     partitioning = FastNondominatedPartitioning(ref_point=ref, Y=observed)
-    if q + len(pending_x) > JOINT_MAX_Q:
-        lo, hi = partitioning.get_hypercell_bounds()
+    lo, hi = partitioning.get_hypercell_bounds()
+    joint_size = len(cand_x) * len(lo) * mc_samples * (2 ** (q + len(pending_x)) - 1)
+    if q + len(pending_x) > JOINT_MAX_Q or joint_size > JOINT_MAX_SIZE:
         all_x = torch.cat([cand_x, pending_x])
         all_c = -torch.cat([cand_costs.to(dtype), pending_costs.to(dtype)])
         with gpytorch.settings.max_cholesky_size(100_000):

@@ -57,6 +57,12 @@ class AxBackend:
 
         self.space = space
         self.objectives = list(objectives)
+        self.seed = seed
+        # Sobol only (generator = pool): Ax is the source of quasi-random arms and nothing
+        # else. Its experiment then holds no data and no attached arm: nothing reads them,
+        # and each one made every later Ax call slower (a resume replayed 1,000 trials at
+        # about 60 ms each; bench/scale.py).
+        self.lean = init_budget is None
         self.fixed = {p.name: p.value for p in space.parameters if isinstance(p, FixedParam)}
         self.client = Client(random_seed=seed)
         self.client.configure_experiment(
@@ -97,26 +103,41 @@ class AxBackend:
             out += [(i, self._from_ax(p)) for i, p in got.items()]
         return out
 
-    def attach(self, params: Mapping[str, Any]) -> int:
-        """Attach an arm chosen outside Ax; returns its Ax trial index."""
+    def attach(self, params: Mapping[str, Any]) -> int | None:
+        """Attach an arm chosen outside Ax; returns its Ax trial index (``None`` when Ax
+        only draws Sobol arms)."""
+        if self.lean:
+            return None
         free = {k: v for k, v in params.items() if k not in self.fixed}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return self.client.attach_trial(parameters=free)
 
-    def complete(self, index: int, values: Mapping[str, float]) -> None:
+    def complete(self, index: int | None, values: Mapping[str, float]) -> None:
         """Complete a trial with plain floats for every objective (one form for all)."""
+        if self.lean or index is None:
+            return
         data = {k: float(values[k]) for k in self.objectives}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.client.complete_trial(trial_index=index, raw_data=data)
 
-    def fail(self, index: int) -> None:
-        self.client.mark_trial_failed(trial_index=index)
+    def fail(self, index: int | None) -> None:
+        if not self.lean and index is not None:
+            self.client.mark_trial_failed(trial_index=index)
 
-    def abandon(self, index: int) -> None:
+    def abandon(self, index: int | None) -> None:
         """An arm rejected before training (it breaks a hard constraint)."""
-        self.client.mark_trial_abandoned(trial_index=index)
+        if not self.lean and index is not None:
+            self.client.mark_trial_abandoned(trial_index=index)
+
+    def fast_forward(self, drawn: int) -> None:
+        """Go on past the ``drawn`` Sobol arms a search drew before it was stopped."""
+        if self.lean:  # the Sobol sequence starts at that position
+            self.client.set_generation_strategy(_sobol_only(self.seed, drawn))
+            return
+        for index, _ in self.generate(drawn):
+            self.abandon(index)
 
     def _from_ax(self, params: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(self.fixed)
@@ -127,7 +148,7 @@ class AxBackend:
         return out
 
 
-def _sobol_only(seed: int) -> Any:
+def _sobol_only(seed: int, position: int = 0) -> Any:
     """Ax's Sobol step alone, as ``method="fast"`` builds it (seeded, deduplicated), with no
     step after it. ``method="random_search"`` would not deduplicate: a space of integers and
     choices would get repeated arms."""
@@ -136,7 +157,10 @@ def _sobol_only(seed: int) -> Any:
     from ax.generation_strategy.generation_strategy import GenerationStrategy
     from ax.generation_strategy.generator_spec import GeneratorSpec
 
-    sobol = GeneratorSpec(generator_enum=Generators.SOBOL, generator_kwargs={"seed": seed})
+    sobol = GeneratorSpec(
+        generator_enum=Generators.SOBOL,
+        generator_kwargs={"seed": seed, "init_position": position},
+    )
     node = GenerationNode(name="Sobol", generator_specs=[sobol], should_deduplicate=True)
     return GenerationStrategy(name="Sobol", nodes=[node])
 

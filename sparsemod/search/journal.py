@@ -179,8 +179,7 @@ class Journal:
                 ax.fail(trial.ax_index)
             if tr.id in with_model:
                 self._with_model.add(tr.index)
-        for ax_index, _ in ax.generate(rec.sobol_drawn):
-            ax.abandon(ax_index)
+        ax.fast_forward(rec.sobol_drawn)
         state.sobol_drawn = rec.sobol_drawn
         return rerun
 
