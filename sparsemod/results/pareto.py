@@ -32,11 +32,20 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
         values = values[:, None]
     valid = ~np.isnan(values).any(axis=1)
     pts = values[valid]
-    keep = np.ones(len(pts), dtype=bool)
-    # One row at a time keeps memory at O(n m) where broadcasting all pairs is O(n^2 m).
-    for i, row in enumerate(pts):
-        dominators = (pts <= row).all(axis=1) & (pts < row).any(axis=1)
-        keep[i] = not dominators.any()
+    # A row's dominators have a smaller (or, rounded, equal) sum: in order of the sums, each
+    # row is compared with the front so far only, O(n x front) instead of O(n^2). A row that
+    # enters the front drops the members it dominates (an equal sum after rounding).
+    front: list[int] = []
+    rows = np.empty((0, pts.shape[1]))
+    for i in np.argsort(pts.sum(axis=1), kind="stable"):
+        row = pts[i]
+        if ((rows <= row).all(axis=1) & (rows < row).any(axis=1)).any():
+            continue
+        beaten = (row <= rows).all(axis=1) & (row < rows).any(axis=1)
+        front = [f for f, b in zip(front, beaten) if not b] + [int(i)]
+        rows = pts[front]
+    keep = np.zeros(len(pts), dtype=bool)
+    keep[front] = True
     mask = np.zeros(len(values), dtype=bool)
     mask[valid] = keep
     return mask

@@ -57,27 +57,18 @@ class AxBackend:
 
         self.space = space
         self.objectives = list(objectives)
+        self.thresholds = dict(thresholds)
         self.seed = seed
         # Sobol only (generator = pool): Ax is the source of quasi-random arms and nothing
-        # else. Its experiment then holds no data and no attached arm: nothing reads them,
-        # and each one made every later Ax call slower (a resume replayed 1,000 trials at
-        # about 60 ms each; bench/scale.py).
+        # else. Its experiment then holds no data and no attached arm, and each batch of arms
+        # comes from a new one that starts where the last one stopped: with every arm kept,
+        # each Ax call got slower (0.36 s an arm at 300 trials, a resume replayed every trial
+        # at about 60 ms each; bench/scale.py).
         self.lean = init_budget is None
+        self.drawn = 0  # Sobol positions used (lean), or arms generated (else)
         self.fixed = {p.name: p.value for p in space.parameters if isinstance(p, FixedParam)}
-        self.client = Client(random_seed=seed)
-        self.client.configure_experiment(
-            parameters=[_to_ax(p) for p in space.parameters if not isinstance(p, FixedParam)],
-            name="sparsemod",
-        )
-        if len(self.objectives) > 1:
-            objective = ", ".join(f"-{o}" for o in self.objectives)
-        else:
-            objective = f"-{self.objectives[0]}"
-        constraints = [f"{k} <= {v!r}" for k, v in thresholds.items() if k in self.objectives]
-        self.client.configure_optimization(objective=objective, outcome_constraints=constraints)
-        if init_budget is None:
-            self.client.set_generation_strategy(_sobol_only(seed))
-        else:
+        self.client = self._client(Client)
+        if not self.lean:
             self.client.configure_generation_strategy(
                 method="fast",
                 initialization_budget=init_budget,
@@ -86,12 +77,32 @@ class AxBackend:
                 use_existing_trials_for_initialization=False,
             )
 
+    def _client(self, client_class: Any = None) -> Any:
+        """A new Ax client of the space and objectives (Sobol from ``drawn`` when lean)."""
+        if client_class is None:
+            from ax import Client as client_class
+        client = client_class(random_seed=self.seed)
+        client.configure_experiment(
+            parameters=[_to_ax(p) for p in self.space.parameters if not isinstance(p, FixedParam)],
+            name="sparsemod",
+        )
+        objective = ", ".join(f"-{o}" for o in self.objectives)
+        constraints = [
+            f"{k} <= {v!r}" for k, v in self.thresholds.items() if k in self.objectives
+        ]
+        client.configure_optimization(objective=objective, outcome_constraints=constraints)
+        if self.lean:
+            client.set_generation_strategy(_sobol_only(self.seed, self.drawn))
+        return client
+
     def generate(self, n: int) -> list[tuple[int, dict[str, Any]]]:
         """Up to ``n`` new arms from Ax's generation strategy, as (Ax index, params).
 
         Ax may return fewer than asked (right after its Sobol step); ask until there are
         ``n`` or it stops giving any.
         """
+        if self.lean and self.client is None:
+            self.client = self._client()
         out: list[tuple[int, dict[str, Any]]] = []
         while len(out) < n:
             with warnings.catch_warnings():
@@ -101,6 +112,12 @@ class AxBackend:
             if not got:
                 break
             out += [(i, self._from_ax(p)) for i, p in got.items()]
+        if self.lean:  # where the Sobol engine stopped; the next batch starts a new client
+            spec = self.client._generation_strategy._nodes[0].generator_specs[0]
+            self.drawn = int(spec.fitted_adapter.generator.init_position)
+            self.client = None
+        else:
+            self.drawn += len(out)
         return out
 
     def attach(self, params: Mapping[str, Any]) -> int | None:
@@ -132,9 +149,9 @@ class AxBackend:
             self.client.mark_trial_abandoned(trial_index=index)
 
     def fast_forward(self, drawn: int) -> None:
-        """Go on past the ``drawn`` Sobol arms a search drew before it was stopped."""
-        if self.lean:  # the Sobol sequence starts at that position
-            self.client.set_generation_strategy(_sobol_only(self.seed, drawn))
+        """Go on past the ``drawn`` Sobol positions a search used before it was stopped."""
+        if self.lean:  # the next batch's Sobol sequence starts at that position
+            self.drawn, self.client = drawn, None
             return
         for index, _ in self.generate(drawn):
             self.abandon(index)

@@ -135,7 +135,7 @@ class Phase:
             state.generation_seconds += time.perf_counter() - t0
             if not got:
                 break
-            state.sobol_drawn += len(got)  # stored with the round
+            state.sobol_drawn = t.ax.drawn  # stored with the round
             for ax_index, params in got:
                 tries += 1
                 params = t.space.validate(params)
