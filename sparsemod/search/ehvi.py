@@ -26,29 +26,17 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsemod.results import pareto
+
 _CHUNK = 512  # candidates per slice of the (candidates x cells) products
 _NOISE_FLOOR = 1e-9
 
 
 def split_cells(lo: torch.Tensor, hi: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The cells ``[lo, hi]`` less the region the point ``p`` dominates (``y <= p``).
-
-    A cell the region cuts splits into at most one box per dimension, disjoint: the part
-    above ``p`` in dimension ``d`` and at or below it in every dimension before ``d``.
-    """
-    cut = (lo < p).all(dim=-1)
-    if not cut.any():
-        return lo, hi
-    keep_lo, keep_hi = [lo[~cut]], [hi[~cut]]
-    c_lo, c_hi = lo[cut], hi[cut]
-    for d in range(lo.shape[-1]):
-        piece_lo, piece_hi = c_lo.clone(), c_hi.clone()
-        piece_lo[:, d] = torch.clamp(piece_lo[:, d], min=p[d])
-        piece_hi[:, :d] = torch.minimum(piece_hi[:, :d], p[:d])
-        ok = piece_lo[:, d] < piece_hi[:, d]
-        keep_lo.append(piece_lo[ok])
-        keep_hi.append(piece_hi[ok])
-    return torch.cat(keep_lo), torch.cat(keep_hi)
+    """The cells ``[lo, hi]`` (maximisation form) less the region the point ``p``
+    dominates (``y <= p``): :func:`sparsemod.results.pareto.split_cells`, mirrored."""
+    new_lo, new_hi = pareto.split_cells(-hi.numpy(), -lo.numpy(), -p.numpy())
+    return torch.from_numpy(-new_hi), torch.from_numpy(-new_lo)
 
 
 def _psi(w: torch.Tensor) -> torch.Tensor:

@@ -116,11 +116,12 @@ def _botorch_hv(values: np.ndarray, ref: list[float]) -> float:
     return float(hv.compute(-torch.as_tensor(norm, dtype=torch.double)))
 
 
-@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("m", [2, 3, 4, 5])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_numpy_sweep_is_botorchs_hypervolume(m: int, seed: int) -> None:
+    # from four objectives on: the split boxes (FreeCells)
     rng = np.random.default_rng(seed)
-    ref = [1.0, 2.0, 50.0][:m]
+    ref = [1.0, 2.0, 50.0, 3.0, 0.5][:m]
     values = rng.uniform(0, 1.1, size=(60, m)) * np.asarray(ref)
     values[:5] = values[5:10]  # exact duplicates
     values[10, 0] = values[11, 0]  # ties in one objective
