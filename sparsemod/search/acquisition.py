@@ -3,9 +3,11 @@
 The costs of a candidate (size, working memory, latency) are exact functions of its
 parameters, computed before training. So the model is a ``ModelList`` of a
 ``SingleTaskGP`` for the error and a ``GenericDeterministicModel`` that looks the exact
-costs up; the acquisition is qLogEHVI over all objectives; and ``optimize_acqf_discrete``
-picks a joint batch of ``q`` arms (sequential greedy with fantasies) from the candidates.
-Nothing here knows about Ax.
+costs up. A small round (one or two arms, a small front, a few hundred trials) is
+qLogEHVI's joint batch over all objectives, picked by ``optimize_acqf_discrete``; any other
+is the closed-form greedy batch of :mod:`~sparsemod.search.ehvi`, linear in the batch. The
+GP's hyperparameters are fitted on at most :data:`FIT_MAX` trials. Nothing here knows
+about Ax.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ JOINT_MAX_Q = 2  # arms (with the pending ones) up to which the joint qLogEHVI c
 # ... when its tensors stay small: candidates x cells x samples. Four objectives and a
 # front of 40 gave 11 GB and 108 s for a round of 2 at 100 trials (bench/scale.py).
 JOINT_MAX_SIZE = 2_000_000
+JOINT_MAX_TRIALS = 200  # ... and the GP's posterior stays small: 36 s a round at 1,000
 FIT_MAX = 400  # trials the GP's hyperparameters are fitted on (the posterior uses all)
 
 
@@ -97,8 +100,9 @@ def select(
 ) -> list[int]:
     """Indices of the ``q`` candidates with the best joint hypervolume improvement.
 
-    Up to :data:`JOINT_MAX_Q` arms (counting the pending ones), and while its tensors stay
-    under :data:`JOINT_MAX_SIZE`, the batch is qLogEHVI's joint one; beyond, it is the
+    Up to :data:`JOINT_MAX_Q` arms (counting the pending ones), while its tensors stay
+    under :data:`JOINT_MAX_SIZE` and there are at most :data:`JOINT_MAX_TRIALS` trials,
+    the batch is qLogEHVI's joint one; beyond, it is the
     greedy closed-form batch of :mod:`~sparsemod.search.ehvi` (linear in ``q``; qLogEHVI's
     joint batch is exponential in it, and its memory grows with the front's cells).
 
@@ -137,7 +141,11 @@ def select(
     partitioning = FastNondominatedPartitioning(ref_point=ref, Y=observed)
     lo, hi = partitioning.get_hypercell_bounds()
     joint_size = len(cand_x) * len(lo) * mc_samples * (2 ** (q + len(pending_x)) - 1)
-    if q + len(pending_x) > JOINT_MAX_Q or joint_size > JOINT_MAX_SIZE:
+    if (
+        q + len(pending_x) > JOINT_MAX_Q
+        or joint_size > JOINT_MAX_SIZE
+        or len(train_x) > JOINT_MAX_TRIALS
+    ):
         all_x = torch.cat([cand_x, pending_x])
         all_c = -torch.cat([cand_costs.to(dtype), pending_costs.to(dtype)])
         with gpytorch.settings.max_cholesky_size(100_000):
