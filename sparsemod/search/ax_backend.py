@@ -113,8 +113,9 @@ class AxBackend:
                 break
             out += [(i, self._from_ax(p)) for i, p in got.items()]
         if self.lean:  # where the Sobol engine stopped; the next batch starts a new client
-            spec = self.client._generation_strategy._nodes[0].generator_specs[0]
-            self.drawn = int(spec.fitted_adapter.generator.init_position)
+            if out:
+                spec = self.client._generation_strategy._nodes[0].generator_specs[0]
+                self.drawn = int(spec.fitted_adapter.generator.init_position)
             self.client = None
         else:
             self.drawn += len(out)
