@@ -1,9 +1,9 @@
-"""The checks that span several keys: the pruning keys, the cost model's keys.
+"""The checks that span several keys: the cost model's keys.
 
 Each key alone is checked by its declaration in :mod:`sparsemod.settings`; these say which
 values of several keys go together, for the config and for the evaluator alike (the
-latency hook's are in :mod:`sparsemod.hooks`). Nothing here imports torch or anything of
-sparsemod but its errors and settings.
+latency hook's are in :mod:`sparsemod.hooks`, a pruning method's in its ``Options``).
+Nothing here imports torch or anything of sparsemod but its errors and settings.
 """
 
 from __future__ import annotations
@@ -12,41 +12,6 @@ from typing import Any
 
 from sparsemod.errors import ConfigError
 from sparsemod.settings import QUANT_SCHEMES
-
-
-def check_pruning(
-    prune_method: str | None,
-    imp_rate: float | None,
-    imp_rounds: int,
-    rewind_epoch: int,
-    epochs: int | None,
-    section: str | None = None,
-) -> None:
-    """The checks that span several pruning keys.
-
-    Args:
-        prune_method: the method, or ``None`` when not known yet (no rewinding check).
-        epochs: the fewest training epochs a candidate gets (rewinding needs that many).
-
-    Raises:
-        ConfigError: ``imp_rate`` and ``imp_rounds`` both given, or ``imp`` rewinding to an
-            epoch after the end of training.
-    """
-    where = f"[{section}] " if section else ""
-    if imp_rate is not None and imp_rounds:
-        raise ConfigError(
-            f"{where}imp_rate {imp_rate!r} and imp_rounds {imp_rounds!r}: give one of them "
-            "(the keep ratio fixes the other)",
-            section=section,
-            key="imp_rounds",
-        )
-    if prune_method == "imp" and epochs is not None and rewind_epoch > epochs:
-        raise ConfigError(
-            f"{where}rewind_epoch: {rewind_epoch!r} is after the last epoch of training ({epochs})",
-            section=section,
-            key="rewind_epoch",
-        )
-
 
 # The quantization schemes each runtime deploys: TFLM runs the static int8 network
 # (``both`` is ``post`` for every layer TFLM converts; an LSTM it does not convert).

@@ -1,30 +1,32 @@
 """How one candidate is trained and compressed: :class:`EvalSettings`.
 
-Every key a config file also has is checked by its one declaration in
-:mod:`sparsemod.settings`; the pruning method's name by the pruner registry.
+Every key a config file also has is checked by its one declaration (:mod:`sparsemod.settings`,
+or the pruning method's ``Options``); the pruning method's name by the pruner registry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sparsemod.combinations import check_pruning
-from sparsemod.compress import PruneOptions, get_pruner
+from sparsemod.candidate import SPECS, CandidateSettings
+from sparsemod.compress import get_pruner
+from sparsemod.compress.options import PrunerOptions
+from sparsemod.compress.registry import check_pruner_options, pruner_options
 from sparsemod.early_stopping import EarlyStop
 from sparsemod.errors import ConfigError
 from sparsemod.hooks import check_latency_hook
 from sparsemod.objectives.runtime import CostModel
-from sparsemod.settings import CandidateSettings, check_setting, default
+from sparsemod.settings import check_setting, default
 
 
 @dataclass(frozen=True)
 class EvalSettings(CandidateSettings):
     """How one candidate is trained, compressed and measured.
 
-    Takes every key of :class:`~sparsemod.settings.CandidateSettings` (pruning and its
+    Takes every key of :class:`~sparsemod.candidate.CandidateSettings` (pruning and its
     methods' options, ``quant_scheme``, ``runtime``, ``latency_model``, ``latency_hook``,
     ``board``, ``device``, ``seed``, ``debug``), as declared in
-    :data:`sparsemod.settings.SPECS`, and:
+    :data:`sparsemod.candidate.SPECS`, and:
 
     Args:
         epochs: training epochs before pruning (a phase's ``epochsN``).
@@ -70,7 +72,7 @@ class EvalSettings(CandidateSettings):
         check_setting("train_batch_size", self.batch_size)
         check_setting("flops", self.target_flops)
         for f in fields(CandidateSettings):
-            check_setting(f.name, getattr(self, f.name))
+            check_setting(f.name, getattr(self, f.name), specs=SPECS)
         get_pruner(self.prune_method)  # registered (the name check above is only its shape)
         self.cost_model().check_scheme(self.quant_scheme)
         check_latency_hook(self.latency_hook, self.runtime)
@@ -83,14 +85,12 @@ class EvalSettings(CandidateSettings):
                     f"latency_hook: the hook measures the exported .tflite artifact; {missing}",
                     key="latency_hook",
                 )
-        check_pruning(
-            self.prune_method, self.imp_rate, self.imp_rounds, self.rewind_epoch, self.epochs
-        )
+        check_pruner_options(self, self.prune_method, self.epochs)
 
     def cost_model(self) -> CostModel:
         """How the hardware objectives are counted (the same before and after training)."""
         return CostModel(self.runtime, self.latency_model, self.target_flops, self.board)
 
-    def prune_options(self) -> PruneOptions:
-        """The settings of the multi-step pruning methods."""
-        return PruneOptions(**{f.name: getattr(self, f.name) for f in fields(CandidateSettings)})
+    def prune_options(self) -> PrunerOptions:
+        """The pruning method's own keys, as its ``Options``."""
+        return pruner_options(self.prune_method, self)

@@ -361,7 +361,7 @@ def predict_costs(
     model.eval()
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     if settings.pruning and keep < 1.0:
-        get_pruner(settings.prune_method).predict(model, keep)
+        get_pruner(settings.prune_method).predict(model, keep, settings.prune_options())
         make_permanent(model)
     # Not zeros: TFLM's converter leaves out the QUANTIZE after an average pool whose
     # input is constant over space (objectives/tflm_ranges.py), and a zero input makes

@@ -1,19 +1,23 @@
-"""Every key's one declaration: how its text is read, which values it takes, its default
-and one line of help (:data:`SPECS`).
+"""sparsemod's own keys, each declared once: how its text is read, which values it takes,
+its default and one line of help (:data:`SPECS`). Each pruning method declares its own keys
+in its ``Options`` (:mod:`sparsemod.compress.options`); :mod:`sparsemod.candidate` joins
+the two.
 
-``config.ini``, ``--set`` and REST bodies are read through it (:mod:`sparsemod.config`);
-the sections' dataclasses and the evaluator take their defaults from it (:func:`default`),
+``config.ini``, ``--set`` and REST bodies are read through them (:mod:`sparsemod.config`);
+the sections' dataclasses and the evaluator take their defaults from them (:func:`default`),
 and the keys that decide how one candidate is trained, compressed and measured are one
-dataclass, :class:`CandidateSettings`, that ``[TRAIN]``, ``[TEST]`` and the evaluator all
-extend; the evaluator and the pruners check the values they are given with
-:func:`check_setting`, so a value one of them accepts the others accept too. The config's
-docstring and README.md's key tables are written from here. The kinds of keys are in
-:mod:`sparsemod.spec`; the checks that span several keys in :mod:`sparsemod.combinations`.
+dataclass, :class:`sparsemod.candidate.CandidateSettings` (:class:`CandidateCore` and the
+methods' keys), that ``[TRAIN]``, ``[TEST]`` and the evaluator all extend; the evaluator and
+the pruners check the values they are given with :func:`check_setting`, so a value one of
+them accepts the others accept too. The config's docstring and README.md's key tables are
+written from the declarations. The kinds of keys are in :mod:`sparsemod.spec`; the checks
+that span several keys in :mod:`sparsemod.combinations` and in each method's ``Options``.
 Nothing here imports torch or anything of sparsemod but its errors.
 
 Adding a key: one entry in :data:`SPECS`, one field in the dataclass of the sections that
-take it (:class:`CandidateSettings` for a key of every candidate), and the code that uses
-it; then ``python -m sparsemod.config.docs README.md``.
+take it (:class:`CandidateCore` for a key of every candidate), and the code that uses it;
+a pruning method's key is one field of its ``Options`` and the code that uses it. Then
+``python -m sparsemod.config.docs README.md``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from sparsemod.spec import (
     optional,
     pattern,
     real,
-    share,
     size,
 )
 from sparsemod.units import parse_duration, parse_flops, parse_size
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COST_SCALES", "EARLY_STOPPING", "DEPLOY_CHECKS", "DEPLOY_FORMATS", "EXECUTORS",
     "GENERATORS", "LATENCY_MODELS", "OBJECTIVES", "QUANT_SCHEMES", "RUNTIMES", "SPECS",
-    "CandidateSettings", "Spec", "check_setting", "default", "did_you_mean",
+    "CandidateCore", "Spec", "check_setting", "default", "did_you_mean",
     "parse_duration", "parse_flops", "parse_objectives", "parse_size",
 ]  # fmt: skip
 
@@ -200,24 +203,6 @@ SPECS: dict[str, Spec] = {
         0.5, "share of weights kept, in (0, 1], when the space has no keep_ratio"
     ),
     "finetune_epochs": integer(0).declare(1, "epochs of training after pruning, >= 0"),
-    "imp_rate": share(zero=False, optional=True).declare(
-        None, "imp: share of the remaining weights pruned a round, in (0, 1) (none: 0.2)"
-    ),
-    "imp_rounds": integer(0).declare(0, "imp: rounds to reach keep_ratio, 0 = as the rate needs"),
-    "rewind_epoch": integer(0).declare(0, "imp: epoch the survivors rewind to, 0 = initialisation"),
-    "snip_batches": integer(1).declare(4, "snip: batches the connection sensitivity sums over"),
-    "dst_interval": integer(0).declare(
-        0, "dynamic_sparse: optimizer steps between updates, 0 = once an epoch"
-    ),
-    "dst_drop_fraction": share(zero=True).declare(
-        0.3, "dynamic_sparse: share dropped and regrown at an update, in [0, 1)"
-    ),
-    "dst_regrow": choice(("random", "gradient")).declare(
-        "random", "dynamic_sparse: random (SET) or gradient (RigL)"
-    ),
-    "dst_end": real(0.0, 1.0, "a number in (0, 1]").declare(
-        0.75, "dynamic_sparse: share of training after which the masks stop moving (RigL's T_end)"
-    ),
     "quant_scheme": choice(QUANT_SCHEMES).declare(
         "post",
         "post (static int8), dynamic (int8 weights of Linear/LSTM/GRU), both or none; "
@@ -336,27 +321,21 @@ def default(key: str) -> Any:
 
 
 @dataclass(frozen=True)
-class CandidateSettings:
-    """The keys that decide how one candidate is trained, compressed and measured.
+class CandidateCore:
+    """sparsemod's own keys that decide how one candidate is trained, compressed and measured.
 
+    :class:`sparsemod.candidate.CandidateSettings` adds each pruning method's own keys;
     ``[TRAIN]`` (:class:`~sparsemod.config.TrainConfig`), ``[TEST]``
     (:class:`~sparsemod.config.TestConfig`) and the evaluator
-    (:class:`~sparsemod.evaluate.EvalSettings`) all take them, under these names, with the
-    defaults and meanings of :data:`SPECS`. A key added here reaches all three.
+    (:class:`~sparsemod.eval_settings.EvalSettings`) all extend that, and take these keys
+    under these names, with the defaults and meanings of :data:`SPECS`. A key added here
+    reaches all three.
     """
 
     pruning: bool = default("pruning")
     prune_method: str = default("prune_method")
     keep_ratio: float = default("keep_ratio")
     finetune_epochs: int = default("finetune_epochs")
-    imp_rate: float | None = default("imp_rate")
-    imp_rounds: int = default("imp_rounds")
-    rewind_epoch: int = default("rewind_epoch")
-    snip_batches: int = default("snip_batches")
-    dst_interval: int = default("dst_interval")
-    dst_drop_fraction: float = default("dst_drop_fraction")
-    dst_regrow: str = default("dst_regrow")
-    dst_end: float = default("dst_end")
     quant_scheme: str = default("quant_scheme")
     runtime: str = default("runtime")
     latency_model: str = default("latency_model")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from sparsemod import config, settings
+from sparsemod import candidate, config
 from sparsemod.config import RunConfig, TrainConfig, load_config
 from sparsemod.errors import ConfigError
 from sparsemod.settings import parse_duration, parse_flops, parse_objectives, parse_size
@@ -580,7 +580,7 @@ def test_a_value_load_config_accepts_runs_and_one_it_refuses_does_not(section, i
         for item in items:
             k, _, v = item.partition("=")
             try:
-                values[k] = settings.SPECS[k].parse(v, k)
+                values[k] = candidate.SPECS[k].parse(v, k)
             except (ValueError, KeyError, ConfigError):
                 values[k] = v
         renamed = {"train_batch_size": "batch_size", "flops": "target_flops"}
@@ -610,7 +610,7 @@ def test_readme_key_tables_are_the_declarations():
 def test_every_key_is_declared_once_with_help_and_a_default():
     from sparsemod.spec import REQUIRED
 
-    for key, spec in settings.SPECS.items():
+    for key, spec in candidate.SPECS.items():
         assert spec.help, key
         assert (spec.default is REQUIRED) == (key == "train"), key
         if spec.default is not REQUIRED:
@@ -618,4 +618,4 @@ def test_every_key_is_declared_once_with_help_and_a_default():
     # the sections' defaults are the declarations'
     for cls in (TrainConfig, config.TestConfig):
         for f in dataclasses.fields(cls):
-            assert f.default == settings.SPECS[f.name].default, (cls.__name__, f.name)
+            assert f.default == candidate.SPECS[f.name].default, (cls.__name__, f.name)

@@ -1,8 +1,9 @@
 """Compression: pruning methods and quantization schemes.
 
 The pruning protocol is :mod:`.base` (a :class:`Pruner` returns :class:`PruneStep` s,
-:mod:`.step`), the masks and their helpers are :mod:`.masks`, and what a method that
-trains gets is :mod:`.context`. Pruning methods (``prune_method``), each in its own
+:mod:`.step`), the masks and their helpers are :mod:`.masks`, what a method that
+trains gets is :mod:`.context`, and a method's own keys are its ``Options``
+(:mod:`.options`). Pruning methods (``prune_method``), each in its own
 module: ``magnitude`` and ``magnitude_layerwise`` (:mod:`.magnitude`), ``l1_structured``
 (:mod:`.structured`), ``imp`` (:mod:`.lottery`), ``snip`` (:mod:`.snip`),
 ``dynamic_sparse`` (:mod:`.dynamic_sparse`); :mod:`.registry` names them.
@@ -15,7 +16,7 @@ Quantization schemes (``quant_scheme``), one class each behind the protocol of
 from __future__ import annotations
 
 from sparsemod.compress.base import Pruner
-from sparsemod.compress.context import PruneContext, PruneOptions
+from sparsemod.compress.context import PruneContext
 from sparsemod.compress.magnitude import GlobalMagnitude, LayerwiseMagnitude
 from sparsemod.compress.masks import (
     apply_masks,
@@ -24,6 +25,7 @@ from sparsemod.compress.masks import (
     prunable_weights,
     sparsity,
 )
+from sparsemod.compress.options import PrunerOptions, option
 from sparsemod.compress.quantize import SCHEMES, check_scheme, get_scheme, quantize
 from sparsemod.compress.registry import PRUNERS, get_pruner
 from sparsemod.compress.scheme import QuantLayout, QuantScheme
@@ -35,7 +37,7 @@ __all__ = [
     "GlobalMagnitude",
     "LayerwiseMagnitude",
     "PruneContext",
-    "PruneOptions",
+    "PrunerOptions",
     "PruneStep",
     "Pruner",
     "QuantLayout",
@@ -46,6 +48,7 @@ __all__ = [
     "get_scheme",
     "make_permanent",
     "masks_of",
+    "option",
     "prunable_weights",
     "quantize",
     "sparsity",

@@ -17,12 +17,13 @@ Two entry points:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
+from sparsemod.compress.options import PrunerOptions
 from sparsemod.compress.step import PruneStep
-from sparsemod.errors import CompressionError
+from sparsemod.errors import CompressionError, ConfigError
 
 if TYPE_CHECKING:
     from sparsemod.compress.context import PruneContext
@@ -37,11 +38,32 @@ class Pruner:
       itself (SNIP, dynamic sparse training); the evaluator skips its dense training.
     * ``trains``: the method ends with its own training, so the evaluator does not
       fine-tune after it.
+
+    A method with keys of its own declares them in a nested ``Options``
+    (:class:`~sparsemod.compress.options.PrunerOptions`); the config, the REST service and
+    README's key table take them from there.
     """
 
     name: ClassVar[str]
     at_init: ClassVar[bool] = False
     trains: ClassVar[bool] = False
+    Options: ClassVar[type[PrunerOptions]] = PrunerOptions
+
+    def options(self, context: PruneContext) -> Any:
+        """The method's options in ``context`` (their defaults when it has none).
+
+        Raises:
+            ConfigError: the context holds another method's options.
+        """
+        given = context.options
+        if given is None:
+            return self.Options()
+        if not isinstance(given, self.Options):
+            raise ConfigError(
+                f"prune_method {self.name!r} takes {self.Options.__qualname__}, "
+                f"not {type(given).__qualname__}"
+            )
+        return given
 
     def prune(self, model: nn.Module, keep_ratio: float) -> PruneStep:
         """Prune ``model`` in place, in one shot, without data.
@@ -76,10 +98,17 @@ class Pruner:
         step = self.prune(model, keep_ratio)
         return [context.scored(model, step)]
 
-    def predict(self, model: nn.Module, keep_ratio: float) -> None:
+    def predict(
+        self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
+    ) -> None:
         """Apply the structural part of the method to an untrained model, without data.
 
         Used to predict the costs of a candidate before training: what matters is how many
         weights (or channels) of each layer remain, not which.
+
+        Args:
+            model: the untrained network.
+            keep_ratio: as for :meth:`prune`.
+            options: the method's ``Options`` the candidate runs with (``None``: defaults).
         """
         self.prune(model, keep_ratio)

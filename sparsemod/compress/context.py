@@ -11,41 +11,22 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from sparsemod.combinations import check_pruning
 from sparsemod.compress.masks import count_weights, make_permanent
+from sparsemod.compress.options import PrunerOptions
 from sparsemod.compress.step import PruneStep
 from sparsemod.data import Splits, tensors_of
 from sparsemod.errors import ConfigError
-from sparsemod.settings import CandidateSettings, check_setting
 from sparsemod.train import TrainSettings, accuracy, train
 
 EpochHook = Callable[[str, int, int, float], None]
 
 AfterStep = Callable[[nn.Module], None]
-
-
-@dataclass(frozen=True)
-class PruneOptions(CandidateSettings):
-    """The candidate's settings as a pruning method reads them.
-
-    Every key of :class:`~sparsemod.settings.CandidateSettings`, each method's options
-    among them (``imp_rate``, ``imp_rounds``, ``rewind_epoch``, ``snip_batches``,
-    ``dst_interval``, ``dst_drop_fraction``, ``dst_regrow``; meanings, defaults and ranges
-    in :data:`sparsemod.settings.SPECS`), checked against their declarations. A method's
-    new option is one declaration there and a field of ``CandidateSettings``: the config,
-    the evaluator and this record take it from there.
-    """
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            check_setting(f.name, getattr(self, f.name))
-        check_pruning(None, self.imp_rate, self.imp_rounds, self.rewind_epoch, None)
 
 
 @dataclass
@@ -57,7 +38,9 @@ class PruneContext:
         settings: how the candidate trains (epochs, batch size, lr, device, seed); a method
             that trains for "the candidate's epochs" trains ``settings.epochs``.
         initial_state: the network's weights before training (a state dict), for rewinding.
-        options: the multi-step methods' settings.
+        options: the method's own keys, an instance of its ``Options``
+            (:meth:`Pruner.options <sparsemod.compress.base.Pruner.options>`; ``None``:
+            their defaults).
         on_epoch: called after every epoch :meth:`train` runs, as ``(stage, epoch,
             epochs of the stage, validation accuracy)``; what it raises ends the method
             (early stopping: :class:`sparsemod.early_stopping.FrontStopper`).
@@ -66,7 +49,7 @@ class PruneContext:
     splits: Splits
     settings: TrainSettings
     initial_state: Mapping[str, torch.Tensor] | None = None
-    options: PruneOptions = field(default_factory=PruneOptions)
+    options: PrunerOptions | None = None
     on_epoch: EpochHook | None = None
 
     @property

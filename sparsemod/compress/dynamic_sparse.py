@@ -22,6 +22,7 @@ hook, on plain weights, so the hook sees the dense gradient RigL needs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -37,7 +38,9 @@ from sparsemod.compress.masks import (
     named_prunable,
     require_prunable,
 )
+from sparsemod.compress.options import PrunerOptions, option
 from sparsemod.compress.step import PruneStep
+from sparsemod.spec import choice, integer, real, share
 
 
 def random_masks(
@@ -62,10 +65,10 @@ class _Updater:
         model: nn.Module,
         masks: dict[str, torch.Tensor],
         context: PruneContext,
+        opts: DynamicSparse.Options,
         like: PruneStep,
         gen: torch.Generator,
     ) -> None:
-        opts = context.options
         self.named = named_prunable(model)
         self.masks = masks
         self.context, self.like, self.gen = context, like, gen
@@ -135,6 +138,33 @@ class DynamicSparse(Pruner):
     at_init = True
     trains = True
 
+    @dataclass(frozen=True)
+    class Options(PrunerOptions):
+        """``dynamic_sparse``'s keys: how often, how much and how the connections move."""
+
+        dst_interval: int = option(
+            integer(0).declare(
+                0, "dynamic_sparse: optimizer steps between updates, 0 = once an epoch"
+            )
+        )
+        dst_drop_fraction: float = option(
+            share(zero=True).declare(
+                0.3, "dynamic_sparse: share dropped and regrown at an update, in [0, 1)"
+            )
+        )
+        dst_regrow: str = option(
+            choice(("random", "gradient")).declare(
+                "random", "dynamic_sparse: random (SET) or gradient (RigL)"
+            )
+        )
+        dst_end: float = option(
+            real(0.0, 1.0, "a number in (0, 1]").declare(
+                0.75,
+                "dynamic_sparse: share of training after which the masks stop moving "
+                "(RigL's T_end)",
+            )
+        )
+
     def run(self, model: nn.Module, keep_ratio: float, context: PruneContext) -> list[PruneStep]:
         keep_ratio = check_keep_ratio(keep_ratio)
         require_prunable(model)
@@ -150,7 +180,7 @@ class DynamicSparse(Pruner):
         start = PruneStep(self.name, keep_ratio, total, kept, "sparse_init")
         steps = [context.scored(model, start)]
         like = PruneStep(self.name, keep_ratio, total, kept)
-        updater = _Updater(model, masks, context, like, gen)
+        updater = _Updater(model, masks, context, self.options(context), like, gen)
         epochs = context.train(model, context.settings.epochs, "train", like, after_step=updater)
         apply_masks(model, updater.masks)
         for rec in epochs:
@@ -158,5 +188,7 @@ class DynamicSparse(Pruner):
             steps.append(rec)
         return steps
 
-    def predict(self, model: nn.Module, keep_ratio: float) -> None:
+    def predict(
+        self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
+    ) -> None:
         LayerwiseMagnitude().prune(model, keep_ratio)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -40,8 +41,10 @@ from sparsemod.compress.masks import (
     require_prunable,
     top_k_masks,
 )
+from sparsemod.compress.options import PrunerOptions, option
 from sparsemod.compress.step import PruneStep
 from sparsemod.errors import ConfigError
+from sparsemod.spec import integer, share
 
 DEFAULT_RATE = 0.2
 
@@ -106,17 +109,43 @@ class LotteryTicket(Pruner):
     name = "imp"
     trains = True
 
+    @dataclass(frozen=True)
+    class Options(PrunerOptions):
+        """``imp``'s keys: how fast it prunes, and where the survivors rewind to."""
+
+        imp_rate: float | None = option(
+            share(zero=False, optional=True).declare(
+                None, "imp: share of the remaining weights pruned a round, in (0, 1) (none: 0.2)"
+            )
+        )
+        imp_rounds: int = option(
+            integer(0).declare(0, "imp: rounds to reach keep_ratio, 0 = as the rate needs")
+        )
+        rewind_epoch: int = option(
+            integer(0).declare(0, "imp: epoch the survivors rewind to, 0 = initialisation")
+        )
+
+        def check(self, epochs: int | None) -> None:
+            if self.imp_rate is not None and self.imp_rounds:
+                raise ConfigError(
+                    f"imp_rate {self.imp_rate!r} and imp_rounds {self.imp_rounds!r}: give one "
+                    "of them (the keep ratio fixes the other)",
+                    key="imp_rounds",
+                )
+            if epochs is not None and self.rewind_epoch > epochs:
+                raise ConfigError(
+                    f"rewind_epoch: {self.rewind_epoch!r} is after the last epoch of training "
+                    f"({epochs})",
+                    key="rewind_epoch",
+                )
+
     def run(self, model: nn.Module, keep_ratio: float, context: PruneContext) -> list[PruneStep]:
         keep_ratio = check_keep_ratio(keep_ratio)
         require_prunable(model)
-        opts = context.options
+        opts = self.options(context)
         total, _ = count_weights(model)
         counts = schedule(total, keep_ratio, opts.imp_rate, opts.imp_rounds)
-        if opts.rewind_epoch > context.settings.epochs:
-            raise ConfigError(
-                f"rewind_epoch: {opts.rewind_epoch!r} is after the last epoch of training "
-                f"({context.settings.epochs})"
-            )
+        opts.check(context.settings.epochs)
         start = context.state_at(model, opts.rewind_epoch)
         epochs = context.settings.epochs - opts.rewind_epoch
         like = PruneStep(self.name, keep_ratio, total, total)
@@ -133,5 +162,7 @@ class LotteryTicket(Pruner):
             steps += context.train(model, epochs, f"retrain:imp-{r}", like)
         return steps
 
-    def predict(self, model: nn.Module, keep_ratio: float) -> None:
+    def predict(
+        self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
+    ) -> None:
         GlobalMagnitude().prune(model, keep_ratio)

@@ -9,6 +9,8 @@ held: the dense training is replaced, not added to.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,12 +26,14 @@ from sparsemod.compress.masks import (
     require_prunable,
     top_k_masks,
 )
+from sparsemod.compress.options import PrunerOptions, option
 from sparsemod.compress.step import PruneStep
+from sparsemod.spec import integer
 from sparsemod.train import resolve_device, seeded
 
 
-def sensitivity(model: nn.Module, context: PruneContext) -> dict[str, torch.Tensor]:
-    """``|g * w|`` of every prunable weight, summed over ``options.snip_batches`` batches."""
+def sensitivity(model: nn.Module, context: PruneContext, batches: int) -> dict[str, torch.Tensor]:
+    """``|g * w|`` of every prunable weight, summed over ``batches`` training batches."""
     device = resolve_device(context.settings.device)
     model.to(device)
     named = named_prunable(model)
@@ -38,7 +42,7 @@ def sensitivity(model: nn.Module, context: PruneContext) -> dict[str, torch.Tens
     model.zero_grad(set_to_none=True)
     try:
         with seeded(context.seed):
-            for x, y in context.batches(context.options.snip_batches):
+            for x, y in context.batches(batches):
                 x = x.to(device) if isinstance(x, torch.Tensor) else x
                 loss = F.cross_entropy(model(x), torch.as_tensor(y).to(device))
                 loss.backward()
@@ -62,11 +66,20 @@ class Snip(Pruner):
     at_init = True
     trains = True
 
+    @dataclass(frozen=True)
+    class Options(PrunerOptions):
+        """``snip``'s key: how many batches the sensitivity sums over."""
+
+        snip_batches: int = option(
+            integer(1).declare(4, "snip: batches the connection sensitivity sums over")
+        )
+
     def run(self, model: nn.Module, keep_ratio: float, context: PruneContext) -> list[PruneStep]:
         keep_ratio = check_keep_ratio(keep_ratio)
         require_prunable(model)
+        batches = self.options(context).snip_batches
         total, _ = count_weights(model)
-        masks = top_k_masks(sensitivity(model, context), round(keep_ratio * total))
+        masks = top_k_masks(sensitivity(model, context, batches), round(keep_ratio * total))
         apply_masks(model, masks)
         kept = sum(int(m.sum()) for m in masks.values())
         step = PruneStep(
@@ -75,12 +88,14 @@ class Snip(Pruner):
             total,
             kept,
             "snip",
-            detail={"batches": context.options.snip_batches},
+            detail={"batches": batches},
         )
         like = PruneStep(self.name, keep_ratio, total, kept)
         return [context.scored(model, step)] + context.train(
             model, context.settings.epochs, "train", like
         )
 
-    def predict(self, model: nn.Module, keep_ratio: float) -> None:
+    def predict(
+        self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
+    ) -> None:
         GlobalMagnitude().prune(model, keep_ratio)

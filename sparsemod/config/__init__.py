@@ -5,7 +5,8 @@ except ``[DEFAULT] train``. Booleans accept true/false, yes/no, on/off, 1/0. Siz
 B, KB = KiB = 1024, MB = MiB, GB = GiB; durations s, ms, us (µs), ns; FLOPs k, M, G, T.
 
 Each key of [DEFAULT], [TRAIN] and [TEST], its meaning and its default, as declared once in
-:data:`sparsemod.settings.SPECS`, is listed at the end of this docstring (``python -c
+:data:`sparsemod.settings.SPECS` or in a pruning method's ``Options``
+(:data:`sparsemod.candidate.SPECS` has both), is listed at the end of this docstring (``python -c
 "import sparsemod.config; help(sparsemod.config)"``) and in README.md's key table, both
 written from those declarations (:func:`key_table`, :func:`markdown_table`).
 
@@ -23,22 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from sparsemod.combinations import check_pruning, check_runtime
+from sparsemod.candidate import SPECS, CandidateSettings
+from sparsemod.combinations import check_runtime
+from sparsemod.compress.registry import PRUNERS, check_pruner_options
 from sparsemod.config.budgets import board_budgets, board_value
 from sparsemod.config.reading import SECTIONS, apply_override, read_data, read_file
 from sparsemod.config.resume import RESUMABLE_KEYS, resume_changes
 from sparsemod.core.boards import BOARD_KEYS, Board, custom_board
 from sparsemod.errors import ConfigError
 from sparsemod.hooks import check_latency_hook
-from sparsemod.settings import (
-    OBJECTIVES,
-    SPECS,
-    CandidateSettings,
-    Spec,
-    check_setting,
-    default,
-    did_you_mean,
-)
+from sparsemod.settings import OBJECTIVES, Spec, check_setting, default, did_you_mean
 from sparsemod.spec import key_table
 
 if TYPE_CHECKING:
@@ -57,9 +52,6 @@ __all__ = [
 
 def _pruner() -> Spec:
     def check(v: Any) -> str | None:
-        # The registry is the one list of pruners; it imports torch, so only when checking.
-        from sparsemod.compress.registry import PRUNERS
-
         if v in PRUNERS:
             return None
         hint = did_you_mean(str(v), sorted(PRUNERS))
@@ -68,8 +60,8 @@ def _pruner() -> Spec:
     return Spec(lambda text, _: text.strip(), check)
 
 
-# The config checks prune_method against the registry of pruners (it imports torch, so
-# only when a value is checked); the evaluator does the same with get_pruner.
+# The config checks prune_method against the registry of pruners; the evaluator does the
+# same with get_pruner.
 _SPECS: dict[str, Spec] = {**SPECS, "prune_method": _pruner()}
 
 
@@ -90,14 +82,11 @@ def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
         raise ConfigError(f"[{section}] {exc}", section=section, key="board") from None
     for f in fields(config):
         check_setting(f.name, getattr(config, f.name), section, _SPECS)
-    check_pruning(
-        config.prune_method,
-        config.imp_rate,
-        config.imp_rounds,
-        config.rewind_epoch,
-        min(getattr(config, k) for k in epoch_keys),
-        section,
-    )
+    try:
+        epochs = min(getattr(config, k) for k in epoch_keys)
+        check_pruner_options(config, config.prune_method, epochs)
+    except ConfigError as exc:
+        raise ConfigError(f"[{section}] {exc}", section=section, key=exc.key) from None
     check_runtime(config.runtime, config.quant_scheme, config.latency_model, config.board, section)
     check_latency_hook(config.latency_hook, config.runtime, section)  # imports it: said now
 

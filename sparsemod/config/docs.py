@@ -10,8 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+from sparsemod.candidate import SPECS
 from sparsemod.config import section_keys
-from sparsemod.settings import SPECS
 from sparsemod.spec import markdown_table
 
 _BLOCK = re.compile(r"(<!-- keys:(\w+) -->\n).*?(<!-- /keys -->)", re.DOTALL)

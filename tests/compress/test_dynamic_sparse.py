@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sparsemod import objectives
-from sparsemod.compress import PruneContext, PruneOptions, PruneStep, make_permanent, masks_of
+from sparsemod.compress import PruneContext, PruneStep, make_permanent, masks_of
 from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, random_masks
 from sparsemod.compress.masks import named_prunable
 from sparsemod.data import load_digits
@@ -29,7 +29,10 @@ def digits():
 
 def _context(digits, epochs: int = 4, **options) -> PruneContext:
     return PruneContext(
-        digits, TrainSettings(epochs=epochs, lr=1e-2, device="cpu"), None, PruneOptions(**options)
+        digits,
+        TrainSettings(epochs=epochs, lr=1e-2, device="cpu"),
+        None,
+        DynamicSparse.Options(**options),
     )
 
 
@@ -77,7 +80,7 @@ def test_rigl_regrows_where_the_gradient_is_largest(digits, monkeypatch):
     masks = {"0.weight": m[0].weight != 0}
     context = _context(digits, epochs=1, dst_regrow="gradient", dst_drop_fraction=0.5)
     like = PruneStep("dynamic_sparse", 0.5, 8, 4)
-    updater = _Updater(m, masks, context, like, torch.Generator().manual_seed(0))
+    updater = _Updater(m, masks, context, context.options, like, torch.Generator().manual_seed(0))
     updater.t, updater.last = 0, 10  # the first update drops the whole fraction (cos = 1)
     with torch.no_grad():
         updater._update(m)
@@ -108,14 +111,15 @@ def test_in_the_evaluator_it_replaces_the_dense_training():
 
 
 def test_dst_end_moves_the_last_update_and_reaches_the_evaluator(digits):
-    # dst_end: one declaration in sparsemod.settings; the config and the evaluator take it
+    # dst_end: one declaration, in DynamicSparse.Options; the config and the evaluator take it
     from sparsemod.config import load_config
 
     m = _mlp()
     steps = DynamicSparse().run(m, 0.25, _context(digits, dst_interval=5, dst_end=0.5))
     regrows = [s.detail["step"] for s in steps if s.stage == "regrow"]
     assert regrows == list(range(5, 41, 5))  # every 5 steps until half of the 80
-    cfg = load_config(None, ["DEFAULT.train=true", "TRAIN.dst_end=0.5"]).train_config
-    assert cfg.eval_settings(1).prune_options().dst_end == 0.5
+    given = ["DEFAULT.train=true", "TRAIN.prune_method=dynamic_sparse", "TRAIN.dst_end=0.5"]
+    cfg = load_config(None, given).train_config
+    assert cfg.eval_settings(1).prune_options() == DynamicSparse.Options(dst_end=0.5)
     with pytest.raises(ConfigError, match=r"dst_end: '1.5' is out of range"):
         load_config(None, ["DEFAULT.train=true", "TRAIN.dst_end=1.5"])

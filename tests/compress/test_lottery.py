@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sparsemod import objectives
-from sparsemod.compress import PruneContext, PruneOptions, apply_masks, make_permanent, masks_of
+from sparsemod.compress import PruneContext, apply_masks, make_permanent, masks_of
 from sparsemod.compress.context import state_copy
 from sparsemod.compress.lottery import LotteryTicket, prune_round, rewind
 from sparsemod.compress.masks import count_weights
@@ -57,7 +57,7 @@ def test_imp_reaches_the_keep_ratio_exactly_and_pruned_weights_stay_zero(digits)
         digits,
         TrainSettings(epochs=2, lr=1e-2, device="cpu"),
         state_copy(m),
-        PruneOptions(imp_rate=0.5),
+        LotteryTicket.Options(imp_rate=0.5),
     )
     train(m, digits, context.settings)
     dense = objectives.measure_all(m.eval(), X, 1e8)

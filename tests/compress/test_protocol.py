@@ -10,14 +10,13 @@ from sparsemod.compress import (
     PRUNERS,
     GlobalMagnitude,
     PruneContext,
-    PruneOptions,
     PruneStep,
     apply_masks,
     get_pruner,
     make_permanent,
     masks_of,
 )
-from sparsemod.compress.lottery import schedule
+from sparsemod.compress.lottery import LotteryTicket, schedule
 from sparsemod.compress.masks import top_k_masks
 from sparsemod.data import load_digits
 from sparsemod.errors import CompressionError, ConfigError
@@ -109,7 +108,7 @@ def test_imp_schedule_prunes_a_share_of_what_is_left_and_lands_on_the_keep_ratio
 
 def test_new_settings_are_validated_with_their_names():
     with pytest.raises(ConfigError, match="give one of them"):
-        PruneOptions(imp_rate=0.2, imp_rounds=3)
+        LotteryTicket.Options(imp_rate=0.2, imp_rounds=3)
     with pytest.raises(ConfigError, match=r"imp_rate: 1\.5"):
         EvalSettings(imp_rate=1.5)
     with pytest.raises(ConfigError, match="dst_regrow: 'magic'"):

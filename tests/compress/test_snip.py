@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsemod import objectives
-from sparsemod.compress import PruneContext, PruneOptions, make_permanent, masks_of
+from sparsemod.compress import PruneContext, make_permanent, masks_of
 from sparsemod.compress.masks import count_weights
 from sparsemod.compress.snip import Snip, sensitivity
 from sparsemod.data import load_digits
@@ -28,13 +28,13 @@ def context():
         load_digits(0),
         TrainSettings(epochs=2, lr=1e-2, device="cpu"),
         None,
-        PruneOptions(snip_batches=2),
+        Snip.Options(snip_batches=2),
     )
 
 
 def test_sensitivity_is_the_summed_gradient_times_the_weight(context):
     m = _mlp()
-    scores = sensitivity(m, context)
+    scores = sensitivity(m, context, context.options.snip_batches)
     # by hand: the gradient of the loss of each of the two batches, summed, times w
     twin = _mlp()
     for x, y in context.batches(2):
@@ -50,7 +50,7 @@ def test_sensitivity_is_the_summed_gradient_times_the_weight(context):
 
 def test_snip_keeps_the_most_sensitive_weights_exactly_and_holds_the_mask(context):
     m = _mlp()
-    scores = sensitivity(m, context)
+    scores = sensitivity(m, context, context.options.snip_batches)
     dense = objectives.measure_all(m.eval(), torch.zeros(1, 1, 8, 8), 1e8)
     steps = Snip().run(m, 0.1, context)
     assert [s.stage for s in steps] == ["snip", "train", "train"]
