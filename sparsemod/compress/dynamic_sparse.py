@@ -1,7 +1,18 @@
 """Dynamic sparse training at a fixed density: SET (Mocanu et al., 2018) and RigL (Evci et al.).
 
-The untrained network starts sparse: every prunable layer keeps exactly
-``max(1, round(keep_ratio * n))`` of its ``n`` weights, chosen at random. It trains for the
+The untrained network starts sparse, its weights kept at random, so many in each layer
+(``dst_distribution``):
+
+* ``uniform``: every prunable layer keeps exactly ``max(1, round(keep_ratio * n))`` of its
+  ``n`` weights;
+* ``erk`` (Erdős–Rényi-Kernel, RigL's default): a layer's density is proportional to the sum
+  of its weight's dimensions over their product (``(out + in + kh + kw) / (out * in * kh *
+  kw)`` for a convolution, ``(out + in) / (out * in)`` for a linear layer), scaled so that
+  the network keeps ``keep_ratio`` of its weights; a layer that would pass 1 stays dense,
+  and the others are scaled again. Small layers (the classifier, the first convolution)
+  stay denser, and the large ones give up more.
+
+It trains for the
 candidate's epochs; every ``dst_interval`` optimizer steps (default: once an epoch) each
 layer drops the active weights of smallest magnitude and regrows as many inactive ones,
 
@@ -42,15 +53,42 @@ from sparsemod.compress.options import PrunerOptions, option
 from sparsemod.compress.step import PruneStep
 from sparsemod.spec import choice, integer, real, share
 
+DISTRIBUTIONS = ("uniform", "erk")
+
+
+def layer_counts(
+    model: nn.Module, keep_ratio: float, distribution: str = "uniform"
+) -> dict[str, int]:
+    """The weights each prunable layer keeps (see the module docstring), by mask key."""
+    shapes = {k: tuple(getattr(m, n).shape) for k, (m, n) in named_prunable(model).items()}
+    sizes = {k: math.prod(shape) for k, shape in shapes.items()}
+    if distribution == "uniform":
+        return {k: max(1, round(keep_ratio * n)) for k, n in sizes.items()}
+    raw = {k: sum(shape) / sizes[k] for k, shape in shapes.items()}
+    target = keep_ratio * sum(sizes.values())
+    dense: set[str] = set()
+    scale = 0.0
+    while len(dense) < len(sizes):
+        rest = [k for k in sizes if k not in dense]
+        scale = (target - sum(sizes[k] for k in dense)) / sum(raw[k] * sizes[k] for k in rest)
+        over = [k for k in rest if scale * raw[k] > 1.0]
+        if not over:
+            break
+        dense.add(max(over, key=lambda k: raw[k]))  # the densest first, then scale again
+    return {
+        k: n if k in dense else min(n, max(1, round(scale * raw[k] * n))) for k, n in sizes.items()
+    }
+
 
 def random_masks(
-    model: nn.Module, keep_ratio: float, gen: torch.Generator
+    model: nn.Module, keep_ratio: float, gen: torch.Generator, distribution: str = "uniform"
 ) -> dict[str, torch.Tensor]:
-    """Per layer, exactly ``max(1, round(keep_ratio * n))`` weights kept at random."""
+    """Per layer, exactly :func:`layer_counts` weights kept at random."""
     masks = {}
+    counts = layer_counts(model, keep_ratio, distribution)
     for key, (m, n) in named_prunable(model).items():
         w = getattr(m, n)
-        keep = max(1, round(keep_ratio * w.numel()))
+        keep = counts[key]
         flat = torch.zeros(w.numel(), dtype=torch.bool)
         flat[torch.randperm(w.numel(), generator=gen)[:keep]] = True
         masks[key] = flat.reshape(w.shape).to(w.device)
@@ -164,13 +202,21 @@ class DynamicSparse(Pruner):
                 "(RigL's T_end)",
             )
         )
+        dst_distribution: str = option(
+            choice(DISTRIBUTIONS).declare(
+                "uniform",
+                "dynamic_sparse: how the kept weights spread over the layers: uniform "
+                "(keep_ratio of each) or erk (Erdős–Rényi-Kernel: small layers denser, RigL's)",
+            )
+        )
 
     def run(self, model: nn.Module, keep_ratio: float, context: PruneContext) -> list[PruneStep]:
         keep_ratio = check_keep_ratio(keep_ratio)
         require_prunable(model)
         make_permanent(model)
+        opts = self.options(context)
         gen = torch.Generator().manual_seed(context.seed)
-        masks = random_masks(model, keep_ratio, gen)
+        masks = random_masks(model, keep_ratio, gen, opts.dst_distribution)
         named = named_prunable(model)
         with torch.no_grad():
             for key, (m, n) in named.items():
@@ -180,7 +226,7 @@ class DynamicSparse(Pruner):
         start = PruneStep(self.name, keep_ratio, total, kept, "sparse_init")
         steps = [context.scored(model, start)]
         like = PruneStep(self.name, keep_ratio, total, kept)
-        updater = _Updater(model, masks, context, self.options(context), like, gen)
+        updater = _Updater(model, masks, context, opts, like, gen)
         epochs = context.train(model, context.settings.epochs, "train", like, after_step=updater)
         apply_masks(model, updater.masks)
         for rec in epochs:
@@ -191,4 +237,10 @@ class DynamicSparse(Pruner):
     def predict(
         self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
     ) -> None:
-        LayerwiseMagnitude().prune(model, keep_ratio)
+        distribution = options.dst_distribution if isinstance(options, self.Options) else None
+        if distribution in (None, "uniform"):
+            LayerwiseMagnitude().prune(model, keep_ratio)
+            return
+        # Only the counts matter to the costs: any weights, so many in each layer.
+        masks = random_masks(model, keep_ratio, torch.Generator().manual_seed(0), distribution)
+        apply_masks(model, masks)

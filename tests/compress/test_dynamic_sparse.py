@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from sparsemod import objectives
 from sparsemod.compress import PruneContext, PruneStep, make_permanent, masks_of
-from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, random_masks
+from sparsemod.compress.dynamic_sparse import DynamicSparse, _Updater, layer_counts, random_masks
 from sparsemod.compress.masks import named_prunable
 from sparsemod.data import load_digits
 from sparsemod.errors import ConfigError
@@ -123,3 +125,48 @@ def test_dst_end_moves_the_last_update_and_reaches_the_evaluator(digits):
     assert cfg.eval_settings(1).prune_options() == DynamicSparse.Options(dst_end=0.5)
     with pytest.raises(ConfigError, match=r"dst_end: '1.5' is out of range"):
         load_config(None, ["DEFAULT.train=true", "TRAIN.dst_end=1.5"])
+
+
+def test_erk_spreads_the_kept_weights_by_layer_shape_as_counted_by_hand():
+    m = _mlp()  # weights 32x64 (2048) and 10x32 (320)
+    # density ~ (out + in) / (out * in): 96 / 2048 and 42 / 320, scaled to keep 592 of 2368:
+    # 592 * 96 / 138 = 411.8 and 592 * 42 / 138 = 180.2
+    assert layer_counts(m, 0.25, "erk") == {"1.weight": 412, "3.weight": 180}
+    # at 0.5 the head would pass 1 (1184 * 42 / 138 / 320 = 1.13): it stays dense and the
+    # first layer keeps the rest, 1184 - 320 = 864
+    assert layer_counts(m, 0.5, "erk") == {"1.weight": 864, "3.weight": 320}
+    assert layer_counts(m, 0.25) == {"1.weight": 512, "3.weight": 80}  # uniform
+    conv = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Conv2d(8, 16, 3), nn.Flatten(), nn.Linear(64, 10))
+    # (8+1+3+3) / 72, (16+8+3+3) / 1152, (10+64) / 640 scaled to keep 0.3 * 1864 = 559.2:
+    # 15, 30 and 74 times 559.2 / 119
+    assert layer_counts(conv, 0.3, "erk") == {"0.weight": 70, "1.weight": 141, "3.weight": 348}
+
+
+def test_erk_reaches_the_evaluator_from_one_declaration_and_costs_are_predicted_exactly():
+    from sparsemod.config import load_config
+    from sparsemod.evaluate import predict_costs
+
+    given = ["DEFAULT.train=true", "TRAIN.prune_method=dynamic_sparse"]
+    cfg = load_config(None, [*given, "TRAIN.dst_distribution=erk"]).train_config
+    assert cfg.eval_settings(1).prune_options().dst_distribution == "erk"
+    with pytest.raises(ConfigError, match=r"\[TRAIN\] dst_distribution: 'er' is not one of"):
+        load_config(None, [*given, "TRAIN.dst_distribution=er"])
+    problem = get_problem("digits_mlp")
+    params = dict(problem.space.reference, keep_ratio=0.3)
+    s = EvalSettings(
+        epochs=2,
+        prune_method="dynamic_sparse",
+        dst_distribution="erk",
+        quant_scheme="none",
+        runtime="ideal",
+        device="cpu",
+    )
+    r = evaluate(problem, params, s)
+    assert r.ok, r.failure_reason
+    # 8192, 8192 and 640 weights; the head would pass 1, so it stays dense, and the others
+    # share 0.3 * 17024 - 640 = 4467.2 equally: 2234 each
+    assert r.sparsity == pytest.approx(1 - (2234 + 2234 + 640) / 17024)
+    predicted = predict_costs(problem, params, s, (1, 8, 8), 10)
+    assert predicted["model_size_bytes"] == r.model_size_bytes
+    uniform = predict_costs(problem, params, replace(s, dst_distribution="uniform"), (1, 8, 8), 10)
+    assert uniform["model_size_bytes"] != r.model_size_bytes  # the spread is what is counted
