@@ -239,7 +239,7 @@ class DynamicSparse(Pruner):
     ) -> None:
         distribution = options.dst_distribution if isinstance(options, self.Options) else None
         if distribution in (None, "uniform"):
-            LayerwiseMagnitude().prune(model, keep_ratio)
+            LayerwiseMagnitude().predict(model, keep_ratio)
             return
         # Only the counts matter to the costs: any weights, so many in each layer.
         masks = random_masks(model, keep_ratio, torch.Generator().manual_seed(0), distribution)

@@ -98,4 +98,4 @@ class Snip(Pruner):
     def predict(
         self, model: nn.Module, keep_ratio: float, options: PrunerOptions | None = None
     ) -> None:
-        GlobalMagnitude().prune(model, keep_ratio)
+        GlobalMagnitude().predict(model, keep_ratio)

@@ -121,3 +121,30 @@ def test_new_settings_are_validated_with_their_names():
         EvalSettings(prune_method="imp", epochs=5, rewind_epoch=6)
     s = EvalSettings(prune_method="imp", imp_rounds=4, rewind_epoch=1, quant_scheme="both")
     assert s.prune_options().imp_rounds == 4 and s.prune_options().rewind_epoch == 1
+
+
+@pytest.mark.parametrize("method", ["magnitude", "magnitude_layerwise"])
+def test_predicting_zeroes_exactly_what_pruning_zeroes(method):
+    import copy
+
+    from sparsemod.evaluate import build_network
+    from sparsemod.problems import get_problem
+    from sparsemod.search.encoding import Encoder
+
+    problem = get_problem("digits_cnn")
+    data = problem.load(0)
+    for params in Encoder(problem.space).sample(6, 11):
+        model = build_network(
+            problem, params, splits=None, shape=(tuple(data.input_shape), data.num_classes)
+        )
+        for keep in (0.05, 0.37, 0.9):
+            pruned, predicted = copy.deepcopy(model), copy.deepcopy(model)
+            get_pruner(method).prune(pruned, keep)
+            make_permanent(pruned)
+            get_pruner(method).predict(predicted, keep)  # no masks attached
+            assert not any(name.endswith("_orig") for name, _ in predicted.named_parameters())
+            a, b = pruned.state_dict(), predicted.state_dict()
+            assert a.keys() == b.keys()
+            for key in a:
+                assert torch.equal(a[key], b[key]), (method, keep, key)
+                assert torch.equal(a[key].signbit(), b[key].signbit())

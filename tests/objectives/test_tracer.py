@@ -66,3 +66,45 @@ def test_trace_records_shapes_and_dtypes():
     gm = trace(nn.Sequential(Packed()), torch.zeros(2, 4))
     out = [n for n in gm.graph.nodes if n.op == "call_module"][0]
     assert out.meta["sm_tensors"] == [((2, 3), torch.float32)]
+
+
+def _fx_graph_module(model: nn.Module) -> torch.fx.GraphModule:
+    return torch.fx.GraphModule(model, Tracer().trace(model))
+
+
+def _nodes(gm: torch.fx.GraphModule) -> list[tuple[str, str, object, str]]:
+    return [(n.op, n.name, n.target, str(n.args)) for n in gm.graph.nodes]
+
+
+def test_a_plain_sequential_gets_the_graph_fx_would_trace_without_tracing():
+    from sparsemod.evaluate import build_network
+    from sparsemod.objectives.tracer import chain_graph
+    from sparsemod.problems import get_problem
+    from sparsemod.search.encoding import Encoder
+
+    nested = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU(), nn.Sequential(nn.Flatten())), nn.Linear(8, 3)
+    )
+    models = [nested, nn.Sequential()]
+    for name in ("digits_cnn", "digits_mlp"):
+        problem = get_problem(name)
+        data = problem.load(0)
+        for params in Encoder(problem.space).sample(10, 5):
+            shape = (tuple(data.input_shape), data.num_classes)
+            models.append(build_network(problem, params, splits=None, shape=shape))
+    for model in models:
+        assert chain_graph(model) is not None
+        fast, traced = symbolic_trace(model), _fx_graph_module(model)
+        assert fast.code == traced.code
+        assert _nodes(fast) == _nodes(traced)
+    assert [n.target for n in symbolic_trace(nested).graph.nodes][1:4] == ["0", "1.0", "1.1.0"]
+    # anything else is traced: a layer fx traces into, a subclass with its own forward
+    assert chain_graph(nn.Sequential(nn.Linear(4, 4), Plain())) is None
+
+    class Doubled(nn.Sequential):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 2
+
+    assert chain_graph(Doubled(nn.Linear(4, 4))) is None
+    assert "mul" in symbolic_trace(Doubled(nn.Linear(4, 4))).code
+    assert _call_modules(nn.Sequential(nn.Linear(4, 4), Plain())) == ["0", "1.inner"]
