@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -329,8 +329,12 @@ def predict_costs(
     settings: EvalSettings,
     input_shape: tuple[int, ...],
     num_classes: int,
+    built: Callable[[nn.Module, dict[str, Any]], None] | None = None,
 ) -> dict[str, float]:
     """The hardware objectives of a candidate before any training (milliseconds).
+
+    ``built`` is given the network as built and the validated parameters, before any
+    compression (the search fingerprints the network there instead of building it again).
 
     Builds the network, applies the structural part of the compression (each pruning
     method's ``predict``: pruning to the keep ratio on the initial weights; for
@@ -358,6 +362,8 @@ def predict_costs(
     params = problem.space.validate(params)
     with seeded(settings.seed):
         model = build_network(problem, params, splits=None, shape=(tuple(input_shape), num_classes))
+    if built is not None:
+        built(model, params)
     model.eval()
     keep = float(params.get("keep_ratio", settings.keep_ratio))
     if settings.pruning and keep < 1.0:

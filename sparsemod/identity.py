@@ -60,6 +60,12 @@ def network_fingerprint(
     params = problem.space.validate(params)
     with seeded(settings.seed):
         model = build_network(problem, params, None, (tuple(input_shape), num_classes))
+    return model_fingerprint(model, params, settings)
+
+
+def model_fingerprint(model: nn.Module, params: Mapping[str, Any], settings: EvalSettings) -> str:
+    """:func:`network_fingerprint` of ``model``, built from the validated ``params`` under
+    ``settings.seed`` and not yet compressed or trained."""
     h = hashlib.sha256()
     _hash_model(h, model)
     for key, setting in TRAINING_KEYS.items():

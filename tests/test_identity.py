@@ -111,3 +111,19 @@ def test_a_problem_study_knows_candidates_by_their_network(tmp_path, cnn):
         {**ref, "b2_filters": 7, "fc2_units": 9},  # the one before, again
     ]
     assert costs.feasible(pool, study.state.seen) == [pool[1]]
+
+
+def test_a_costed_candidate_keeps_the_fingerprint_of_the_network_its_costing_built(tmp_path, cnn):
+    from sparsemod.search import problem_study
+    from sparsemod.search.encoding import Encoder
+    from sparsemod.search.reporter import SilentReporter
+    from sparsemod.store import Store
+
+    cfg = TrainConfig(problem="digits_cnn", name="reuse", root=str(tmp_path), r1=1, r2=1)
+    data = cnn.load(0)
+    study = problem_study(cfg, cnn, data, Store("sqlite://"), None, SilentReporter())
+    costing = cfg.eval_settings(cfg.epochs1)
+    for params in Encoder(cnn.space).sample(8, 3):
+        assert study.costs.predict(params) is not None  # costed first, as the pool is
+        built_once = study.costs.identity(params)
+        assert built_once == network_fingerprint(cnn, params, costing, (1, 8, 8), 10)

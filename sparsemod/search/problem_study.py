@@ -22,14 +22,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
+from torch import nn
+
 from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
 from sparsemod.early_stopping import EarlyStop, error_to_beat
 from sparsemod.evaluate import EvalSettings, WarmStart, predict_costs
-from sparsemod.identity import network_fingerprint
+from sparsemod.identity import model_fingerprint, network_fingerprint
 from sparsemod.problems import Problem
 from sparsemod.search.costs import Costs
-from sparsemod.search.encoding import Encoder
+from sparsemod.search.encoding import Encoder, key
 from sparsemod.search.phases import WARM, Plan
 from sparsemod.search.reporter import ConsoleReporter, Reporter
 from sparsemod.search.state import Trial
@@ -115,11 +117,18 @@ def problem_study(
     }  # fmt: skip
     costing = settings["sobol"]  # the costs do not depend on the epochs
 
+    # A candidate's fingerprint is taken from the network its costing builds: not built twice.
+    fingerprints: dict[tuple, str] = {}
+
     def predict(params: Mapping[str, Any]) -> dict[str, float]:
-        return predict_costs(problem, params, costing, *shape)
+        def built(model: nn.Module, valid: dict[str, Any]) -> None:
+            fingerprints[key(params)] = model_fingerprint(model, valid, costing)
+
+        return predict_costs(problem, params, costing, *shape, built=built)
 
     def identify(params: Mapping[str, Any]) -> str:
-        return network_fingerprint(problem, params, costing, *shape)
+        known = fingerprints.pop(key(params), None)
+        return known or network_fingerprint(problem, params, costing, *shape)
 
     costs = Costs(
         predict, config.constraints, config.objective_names, Encoder(problem.space),
