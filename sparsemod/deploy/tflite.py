@@ -6,6 +6,13 @@ calibrated on the given batches, and converts it with ``litert_torch.convert``. 
 flatbuffer's input and output are int8 too; their scale and zero point are read back from
 the flatbuffer into the artifact's :class:`~sparsemod.deploy.base.TensorSpec`.
 
+A recurrent network (an ``nn.LSTM`` or ``nn.GRU``) goes another way, because the PT2E
+quantizer leaves the recurrent layer in float: litert-torch converts the float network,
+unrolling the layer over the sequence into ``FULLY_CONNECTED``, ``LOGISTIC``, ``TANH``,
+``MUL`` and ``ADD`` ops, which TFLM runs in int8; Google's AI Edge Quantizer (installed
+with litert-torch) then quantizes that flatbuffer statically (``static_wi8_ai8``: int8
+weights, activations, input and output), calibrated sample by sample on the same batches.
+
 ``check`` runs the flatbuffer in ``tflite_micro``'s Python interpreter (the real TFLM
 kernels and memory planner) in a child process (:mod:`sparsemod.deploy._tflm_child`),
 and reports what TFLM's ``RecordingMicroAllocator`` prints: the arena's head (activations,
@@ -46,52 +53,14 @@ from sparsemod.deploy.base import (
     require,
 )
 from sparsemod.deploy.capture import quiet_fds as _quiet_fds
+from sparsemod.deploy.tflite_quantize import EXTRA, NAME, pt2e_int8, recurrent_int8
 
-NAME = "tflite"
-EXTRA = "tflite"
 _CHILD = Path(__file__).with_name("_tflm_child.py")
 _ALIGN = 16  # TFLM aligns arena allocations to 16 B
 _LAYER = re.compile(r"torch\.nn\.modules\.[a-z_.]+\.([A-Za-z0-9]+)_([A-Za-z0-9_.]+?);")
 _MISSING_OP = re.compile(r"[Dd]idn't find op for builtin opcode '(\w+)'")
 # Tensor types of the TFLite schema that may carry activations in a fully int8 model.
 _INT8_OK = {"INT8", "INT32", "INT64", "BOOL", "INT16"}
-
-
-def _pt2e_int8(model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor]):
-    """The network as a PT2E int8 graph with litert's symmetric per-channel quantizer."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    require("litert_torch", NAME, EXTRA)
-    from litert_torch.quantize.pt2e_quantizer import (
-        PT2EQuantizer,
-        get_symmetric_quantization_config,
-    )
-
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    pair = example.repeat(2, *[1] * (example.dim() - 1))
-    try:
-        graph = torch.export.export(
-            model, (pair,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},)
-        ).module()
-        batched = True
-    except Exception:  # a network that only exports at one batch size: calibrate sample-wise
-        graph = torch.export.export(model, (example,)).module()
-        batched = False
-    prepared = prepare_pt2e(graph, quantizer)
-    seen = 0
-    with torch.no_grad():
-        for batch in calibration:
-            for x in [batch] if batched else batch.split(1):
-                prepared(x.cpu())
-            seen += 1
-    if not seen:
-        raise DeployError("tflite: calibration needs at least one input batch")
-    quantized = convert_pt2e(prepared, fold_quantize=False)
-    # The graph was exported in eval mode (dropout off, batch norm folded): only the flag
-    # is left to set (torchao's move_exported_model_to_eval re-exports patterns, ~3 s).
-    for m in quantized.modules():
-        m.training = False
-    return quantized, quantizer
 
 
 def _schema() -> Any:
@@ -201,13 +170,17 @@ class TFLiteRuntime:
         from litert_torch.quantize.quant_config import QuantConfig
 
         example = example.cpu()[:1]
+        recurrent = any(isinstance(m, nn.RNNBase) for m in model.modules())
         with _quiet_fds() as caught:
             try:
-                quantized, quantizer = _pt2e_int8(model.eval(), example, calibration)
-                edge = litert_torch.convert(
-                    quantized, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
-                )
-                data = bytes(edge.model_content())
+                if recurrent:
+                    data = recurrent_int8(model.eval(), example, calibration)
+                else:
+                    quantized, quantizer = pt2e_int8(model.eval(), example, calibration)
+                    edge = litert_torch.convert(
+                        quantized, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+                    )
+                    data = bytes(edge.model_content())
             except DeployError:
                 raise
             except Exception as exc:
@@ -235,10 +208,16 @@ class TFLiteRuntime:
             )
         from importlib import metadata
 
+        quantized_by = (
+            f"ai-edge-quantizer {metadata.version('ai-edge-quantizer')} static_wi8_ai8 of the "
+            "float flatbuffer (the recurrent layer unrolled by the converter)"
+            if recurrent
+            else "litert PT2EQuantizer, symmetric per-channel int8 weights, "
+            "int8 per-tensor activations"
+        )
         meta = {
             "converter": f"litert-torch {metadata.version('litert-torch')}",
-            "quantizer": "litert PT2EQuantizer, symmetric per-channel int8 weights, "
-            "int8 per-tensor activations",
+            "quantizer": quantized_by,
             "ops": [op["op"] for op in operators(data)],
         }
         return Artifact(NAME, self.suffix, data, inputs, outputs, meta)
