@@ -16,8 +16,13 @@ epochs and wall seconds. Reported per problem, medians over seeds:
 
     python bench/early_stopping.py                                   # digits MLP, 3 seeds
     python bench/early_stopping.py --problems digits_mlp bench.signal_problem:signal_problem
+    python bench/early_stopping.py --peers optuna_tpe optuna_gp random  # peers beside them
 
-Peers (Optuna TPE / GPSampler, random search) at equal compute are not here yet.
+Peers (``--peers``: Optuna TPE and GPSampler, random search, through the ask/tell loop of
+``bench/search_quality.py``) train every candidate fully, with the same evaluator and
+settings as ``none``, until they have spent the epochs of ``none``'s median run: equal
+compute. Each is reported as ``none`` is, with its hypervolume at that budget; a method is
+ahead of a peer beyond seed noise when its every seed is above the peer's every seed there.
 """
 
 from __future__ import annotations
@@ -50,13 +55,7 @@ def epochs_of(trial) -> int:
 
 
 def run(problem: str, seed: int, variant: str, args: argparse.Namespace, root: str) -> dict:
-    r1, r2 = args.rounds
-    cfg = TrainConfig(
-        name=f"{variant}_{seed}", root=root, problem=problem, seed=seed, r1=r1,
-        r2=r2 * (2 if variant == "front" else 1), r3=0, morphisms=False,
-        epochs1=args.epochs, epochs2=args.epochs, batch_size=2, objectives=3,
-        device="cpu", early_stopping=variant, ref_point=tuple(args.ref), executor="sequential",
-    )  # fmt: skip
+    cfg = config(problem, seed, variant, args, root)
     start = time.perf_counter()
     outcome = Search(cfg, get_problem(problem), out=io.StringIO()).run()
     wall = time.perf_counter() - start
@@ -75,6 +74,54 @@ def run(problem: str, seed: int, variant: str, args: argparse.Namespace, root: s
         "wall": wall,
         "trials": len(done),
         "stopped": sum(t.status == "stopped" for t in done),
+    }
+
+
+def config(problem: str, seed: int, variant: str, args: argparse.Namespace, root: str):
+    """The search's [TRAIN] settings (a peer takes ``none``'s)."""
+    r1, r2 = args.rounds
+    return TrainConfig(
+        name=f"{variant}_{seed}", root=root, problem=problem, seed=seed, r1=r1,
+        r2=r2 * (2 if variant == "front" else 1), r3=0, morphisms=False,
+        epochs1=args.epochs, epochs2=args.epochs, batch_size=2, objectives=3,
+        device="cpu", early_stopping="front" if variant == "front" else "none",
+        ref_point=tuple(args.ref), executor="sequential",
+    )  # fmt: skip
+
+
+def run_peer(
+    problem: str, seed: int, method: str, args: argparse.Namespace, root: str, budget: float
+) -> dict:
+    """A peer that trains every candidate fully, until it has spent ``budget`` epochs."""
+    import torch
+
+    from bench.search_quality import make_method
+    from sparsemod.evaluate import evaluate
+
+    torch.set_num_threads(1)  # as the search's trials
+    cfg = config(problem, seed, "none", args, root)
+    prob = get_problem(problem)
+    data = prob.load(seed)
+    asker = make_method(method, cfg, prob, data)
+    trace = HypervolumeTrace(args.ref)
+    epochs, hv, spent = [], [], 0
+    start = time.perf_counter()
+    while spent < budget:
+        for arm in asker.ask():
+            settings, warm = asker.how(arm)
+            result = evaluate(prob, arm.params, settings, data, warm)
+            asker.tell(arm, result)
+            ok = result.status == "completed"
+            row = [getattr(result, o) for o in OBJECTIVES] if ok else [np.nan] * len(OBJECTIVES)
+            hv += trace.extend(np.array([row]))
+            epochs.append(sum(1 for h in result.history if h.get("loss") is not None))
+            spent += epochs[-1]
+    return {
+        "epochs": np.cumsum(epochs),
+        "hv": hv,
+        "wall": time.perf_counter() - start,
+        "trials": len(epochs),
+        "stopped": 0,
     }
 
 
@@ -102,6 +149,9 @@ def main() -> None:
         "--ref", nargs=3, type=float, default=[1.0, 256_000.0, 32_768.0],
         help="reference point: error, model size (B), working memory (B)",
     )  # fmt: skip
+    parser.add_argument(
+        "--peers", nargs="*", default=[], choices=["optuna_tpe", "optuna_gp", "random"]
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as root:
@@ -119,7 +169,28 @@ def main() -> None:
                     )
             target = statistics.median(r["hv"][-1] for r in runs["none"])
             budget = statistics.median(float(r["epochs"][-1]) for r in runs["none"])
-            shares = [epochs_to(r, target) / budget for r in runs["front"]]
+            for peer in args.peers:
+                runs[peer] = []
+                for seed in args.seeds:
+                    r = run_peer(problem, seed, peer, args, root, budget)
+                    runs[peer].append(r)
+                    print(
+                        f"{problem} seed {seed} {peer}: {r['trials']} trials, "
+                        f"{int(r['epochs'][-1])} epochs, {r['wall']:.0f} s, HV "
+                        f"{r['hv'][-1]:.4f} (at {budget:g} epochs {hv_at(r, budget):.4f})",
+                        flush=True,
+                    )
+            at_budget = {v: [hv_at(r, budget) for r in rs] for v, rs in runs.items()}
+            for ours in ("none", "front"):
+                for peer in args.peers:
+                    ahead = min(at_budget[ours]) > max(at_budget[peer])
+                    print(
+                        f"{problem}: {ours} {'is' if ahead else 'is not'} ahead of {peer} "
+                        f"beyond seed noise at {budget:g} epochs "
+                        f"({min(at_budget[ours]):.4f} lowest against {max(at_budget[peer]):.4f} "
+                        "highest)",
+                        flush=True,
+                    )
             for variant, rs in runs.items():
                 rows.append(
                     (
@@ -131,7 +202,7 @@ def main() -> None:
                         statistics.median(r["wall"] for r in rs),
                         statistics.median(r["hv"][-1] for r in rs),
                         statistics.median(hv_at(r, budget) for r in rs),
-                        statistics.median(shares) if variant == "front" else 1.0,
+                        statistics.median(epochs_to(r, target) / budget for r in rs),
                     )
                 )
     print(
@@ -141,7 +212,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for p, v, n, s, e, w, hv, eq, share in rows:
         print(
-            f"| {p} | {v} | {n:g} | {s:g} | {e:g} | {w:.0f} | {hv:.4f} | {eq:.4f} | {share:.0%} |"
+            f"| {p} | {v} | {n:g} | {s:g} | {e:g} | {w:.0f} | {hv:.4f} | {eq:.4f} | "
+            + ("not reached" if share == float("inf") else f"{share:.0%}")
+            + " |"
         )
 
 
