@@ -117,11 +117,13 @@ def problem_study(
     }  # fmt: skip
     costing = settings["sobol"]  # the costs do not depend on the epochs
 
-    # A candidate's fingerprint is taken from the network its costing builds: not built twice.
+    # A candidate's fingerprint is taken from the network its costing builds, not built
+    # again: the pool asks for it right after the costs. Only the last one is kept.
     fingerprints: dict[tuple, str] = {}
 
     def predict(params: Mapping[str, Any]) -> dict[str, float]:
         def built(model: nn.Module, valid: dict[str, Any]) -> None:
+            fingerprints.clear()
             fingerprints[key(params)] = model_fingerprint(model, valid, costing)
 
         return predict_costs(problem, params, costing, *shape, built=built)
