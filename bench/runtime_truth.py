@@ -7,6 +7,11 @@ interpreter), and prints predicted / runtime flash (the artifact's bytes) and ar
 worst error and how many agree within max(1 %, 64 B). The RNN space is refused by the
 cost model (litert-torch has no int8 LSTM / GRU): ``--spaces cnn,mlp,rnn`` shows why.
 Run: ``python bench/runtime_truth.py --n 30`` (about 10-20 s a network).
+
+``--lut BITS`` checks ``compression = lut`` instead: each network's weights are clustered
+to ``2**BITS`` values per output channel, the weights :func:`lut_choice` picks are
+compressed with TFLM's own compressor (``sparsemod.deploy.tflite_lut``), and the predicted
+figures are :func:`~sparsemod.objectives.tflm_lut.lut_costs`'.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import random
 import torch
 
 from sparsemod.builders import BUILDERS
+from sparsemod.compress.cluster import cluster_weights
 from sparsemod.errors import BuildError, MeasureError
-from sparsemod.objectives.tflm import tflm_costs
+from sparsemod.objectives.runtime import lut_choice
+from sparsemod.objectives.tflm_graph import lower
+from sparsemod.objectives.tflm_lut import lut_costs
 
 SHAPES = {"cnn": (1, 8, 8), "mlp": (8, 8), "rnn": (8, 8)}
 
@@ -53,9 +61,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spaces", default="cnn,mlp")
+    parser.add_argument("--lut", type=int, default=0, help="LUT index bits (0: no LUT)")
     args = parser.parse_args()
     from sparsemod.deploy.base import DeployError
     from sparsemod.deploy.tflite import RUNTIME
+    from sparsemod.deploy.tflite_lut import compress_lut
 
     rng = random.Random(args.seed)
     print(
@@ -75,8 +85,14 @@ def main() -> None:
                 continue
             example = torch.randn(1, *shape)
             try:
-                costs = tflm_costs(net, example)
+                if args.lut:
+                    cluster_weights(net, args.lut)
+                graph = lower(net, example)
+                luts = lut_choice(graph, net) if args.lut else []
+                costs = lut_costs(graph, luts)
                 art = RUNTIME.export(net, example, [torch.randn(4, *shape)])
+                if args.lut:
+                    art = compress_lut(art)
                 rep = RUNTIME.check(art, [(example, torch.zeros(1, dtype=torch.long))])
                 arena = rep.memory_bytes
             except (MeasureError, DeployError) as exc:
@@ -92,7 +108,8 @@ def main() -> None:
             agreed += ok
             print(
                 f"{space_name:5} {done:3} {costs.flatbuffer_bytes:10} {art.size_bytes:10} "
-                f"{costs.arena_bytes:10} {arena:10}" + ("" if ok else "  (off)"),
+                f"{costs.arena_bytes:10} {arena:10}" + (f"  {len(luts)} LUT" if luts else "")
+                + ("" if ok else "  (off)"),
                 flush=True,
             )
         if measured:

@@ -24,14 +24,23 @@ def check_runtime(
     latency_model: str,
     board: Any,
     section: str | None = None,
+    compression: str = "none",
 ) -> None:
     """The checks that span the cost model's keys (``quant_scheme`` None: not known here).
 
     Raises:
         ConfigError: ``runtime = tflm`` with a quantization scheme TFLM does not deploy
-            (``none``, ``dynamic``), or ``latency_model = ops`` with no board.
+            (``none``, ``dynamic``), ``latency_model = ops`` with no board, or
+            ``compression = lut`` under another runtime than ``tflm``.
     """
     where = f"[{section}] " if section else ""
+    if compression == "lut" and runtime != "tflm":
+        raise ConfigError(
+            f"{where}compression: 'lut' is TensorFlow Lite Micro's weight compression, and "
+            f"runtime = {runtime} does not count it; set runtime = tflm, or compression = none",
+            section=section,
+            key="compression",
+        )
     if quant_scheme is not None and quant_scheme not in _RUNTIME_SCHEMES[runtime]:
         raise ConfigError(
             f"{where}quant_scheme: {quant_scheme!r} is not what runtime = {runtime} deploys "

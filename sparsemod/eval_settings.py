@@ -6,12 +6,16 @@ or the pruning method's ``Options``); the pruning method's name by the pruner re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
+
+import torch
 
 from sparsemod.candidate import SPECS, CandidateSettings
 from sparsemod.compress import get_pruner
 from sparsemod.compress.options import PrunerOptions
 from sparsemod.compress.registry import check_pruner_options, pruner_options
+from sparsemod.data import Splits, tensors_of
 from sparsemod.early_stopping import EarlyStop
 from sparsemod.errors import ConfigError
 from sparsemod.hooks import check_latency_hook
@@ -89,8 +93,32 @@ class EvalSettings(CandidateSettings):
 
     def cost_model(self) -> CostModel:
         """How the hardware objectives are counted (the same before and after training)."""
-        return CostModel(self.runtime, self.latency_model, self.target_flops, self.board)
+        return CostModel(
+            self.runtime, self.latency_model, self.target_flops, self.board, self.compression
+        )
 
     def prune_options(self) -> PrunerOptions:
         """The pruning method's own keys, as its ``Options``."""
         return pruner_options(self.prune_method, self)
+
+
+def calibration_batches(splits: Splits, settings: EvalSettings) -> Iterator[torch.Tensor]:
+    """The training batches static quantization calibrates on: ``calibration_batches`` of
+    ``batch_size`` samples, drawn with the settings' seed (a loader's first batches when the
+    training split is not held in tensors)."""
+    tensors = tensors_of(splits.train)
+    if tensors is not None:
+        x = tensors[0]
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(settings.seed))
+        for i in range(settings.calibration_batches):
+            idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
+            if len(idx):
+                yield x[idx]
+        return
+    loader = torch.utils.data.DataLoader(
+        splits.train, batch_size=settings.batch_size, collate_fn=splits.collate_fn
+    )
+    for i, (x, _) in enumerate(loader):
+        if i >= settings.calibration_batches:
+            break
+        yield x

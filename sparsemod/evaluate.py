@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,14 +20,15 @@ from torch import nn
 
 from sparsemod import objectives
 from sparsemod.compress import PruneContext, Pruner, get_pruner, make_permanent, sparsity
+from sparsemod.compress.cluster import cluster_weights
 from sparsemod.compress.context import EpochHook, state_copy
 from sparsemod.compress.quantize import get_scheme
 from sparsemod.core.results import COMPLETED, FAILED, ModelArtifact, TrialResult, WarmStart
-from sparsemod.data import Splits, tensors_of
+from sparsemod.data import Splits
 from sparsemod.deploy.latency import hook_latency
 from sparsemod.early_stopping import FrontStopper, StopTraining
 from sparsemod.errors import BuildError
-from sparsemod.eval_settings import EvalSettings
+from sparsemod.eval_settings import EvalSettings, calibration_batches
 from sparsemod.failures import candidate_failure, is_out_of_memory
 from sparsemod.problems import Problem
 from sparsemod.train import EpochRecord, TrainSettings, accuracy, seeded, train
@@ -35,18 +36,9 @@ from sparsemod.train import EpochRecord, TrainSettings, accuracy, seeded, train
 # What importers take from here; the records live in sparsemod.core.results, the settings
 # in sparsemod.eval_settings and the failure list in sparsemod.failures.
 __all__ = [
-    "COMPLETED",
-    "FAILED",
-    "EvalSettings",
-    "ModelArtifact",
-    "TrialResult",
-    "WarmStart",
-    "candidate_failure",
-    "evaluate",
-    "is_out_of_memory",
-    "load_model",
-    "predict_costs",
-]
+    "COMPLETED", "FAILED", "EvalSettings", "ModelArtifact", "TrialResult", "WarmStart",
+    "candidate_failure", "evaluate", "is_out_of_memory", "load_model", "predict_costs",
+]  # fmt: skip
 
 
 def evaluate(
@@ -117,8 +109,9 @@ def build_network(
     """
     input_shape, num_classes = shape or (tuple(splits.input_shape), splits.num_classes)
     # A builder says BuildError for a combination that gives no network; anything else it
-    # raises is a bug in it, and propagates.
-    model = problem.build(params, input_shape, num_classes)
+    # raises is a bug in it, and propagates. lut_bits is the evaluator's, not the builder's.
+    arch = {k: v for k, v in params.items() if k != "lut_bits"}
+    model = problem.build(arch, input_shape, num_classes)
     if not isinstance(model, nn.Module):
         raise BuildError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -178,12 +171,16 @@ def _run(
     if settings.keep_trained and at_init:
         # Nothing was trained dense: a child inherits the trained sparse weights instead.
         trained_state = _state_bytes(model)
+    bits = _cluster(model, params, settings)
     train_seconds = time.perf_counter() - train_start
     model.eval()
     acc_float = accuracy(model, splits.val, collate_fn=splits.collate_fn)
+    if bits:
+        history.append({"stage": f"cluster:{bits}bit", "epoch": 0, "loss": None,
+                        "val_accuracy": acc_float, "sparsity": sparsity(model)})  # fmt: skip
 
     scheme = get_scheme(settings.quant_scheme)
-    deployed = scheme.apply(model, _calibration_batches(splits, settings), example)
+    deployed = scheme.apply(model, calibration_batches(splits, settings), example)
     acc_val = accuracy(deployed, splits.val, collate_fn=splits.collate_fn)
     history.append(
         {
@@ -197,8 +194,10 @@ def _run(
     costs = settings.cost_model().costs(model, deployed, example)
     if settings.latency_hook is not None:
         modelled = costs["latency_s"]
-        calibration = _calibration_batches(splits, settings)
-        costs["latency_s"] = hook_latency(settings.latency_hook, model, example, calibration)
+        calibration = calibration_batches(splits, settings)
+        costs["latency_s"] = hook_latency(
+            settings.latency_hook, model, example, calibration, settings.compression
+        )
         costs["latency_model_s"] = modelled
     acc_test = (
         accuracy(deployed, splits.test, collate_fn=splits.collate_fn)
@@ -265,6 +264,16 @@ def _compress(
     make_permanent(model)
 
 
+def _cluster(model: nn.Module, params: Mapping[str, Any], settings: EvalSettings) -> int:
+    """``compression = lut``: share each channel's weights among ``2**lut_bits`` values
+    (the space's ``lut_bits``, else the setting's); returns the bits, 0 when off."""
+    if settings.compression != "lut":
+        return 0
+    bits = params.get("lut_bits", settings.lut_bits)
+    cluster_weights(model, bits)
+    return bits
+
+
 def _state_bytes(model: nn.Module) -> bytes:
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
@@ -283,25 +292,6 @@ def _inherit(problem: Problem, warm: WarmStart, child: nn.Module, splits: Splits
 def _example_input(splits: Splits) -> torch.Tensor:
     x = splits.val[0][0]
     return torch.as_tensor(x).unsqueeze(0).cpu()
-
-
-def _calibration_batches(splits: Splits, settings: EvalSettings) -> Iterator[torch.Tensor]:
-    tensors = tensors_of(splits.train)
-    if tensors is not None:
-        x = tensors[0]
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(settings.seed))
-        for i in range(settings.calibration_batches):
-            idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
-            if len(idx):
-                yield x[idx]
-        return
-    loader = torch.utils.data.DataLoader(
-        splits.train, batch_size=settings.batch_size, collate_fn=splits.collate_fn
-    )
-    for i, (x, _) in enumerate(loader):
-        if i >= settings.calibration_batches:
-            break
-        yield x
 
 
 def _artifact(
@@ -369,6 +359,7 @@ def predict_costs(
     if settings.pruning and keep < 1.0:
         get_pruner(settings.prune_method).predict(model, keep, settings.prune_options())
         make_permanent(model)
+    _cluster(model, params, settings)
     # Not zeros: TFLM's converter leaves out the QUANTIZE after an average pool whose
     # input is constant over space (objectives/tflm_ranges.py), and a zero input makes
     # every map constant. A fixed random input varies like data does.
@@ -396,5 +387,7 @@ def load_model(artifact: ModelArtifact, problem: Problem) -> nn.Module:
     """
     return get_scheme(artifact.quant_scheme).load(
         artifact,
-        lambda: problem.build(dict(artifact.params), artifact.input_shape, artifact.num_classes),
+        lambda: build_network(
+            problem, artifact.params, None, (artifact.input_shape, artifact.num_classes)
+        ),
     )

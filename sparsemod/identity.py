@@ -8,7 +8,8 @@ a result already known. :func:`network_fingerprint` hashes what decides the resu
 * the built network: every module's type, name and configuration (its public attributes:
   channels, kernel, stride, padding, dropout rate, ...), and its initial weights, built
   under the search's seed as the evaluator builds it;
-* the training keys the evaluator reads from the parameters (``lr``, ``keep_ratio``);
+* the training keys the evaluator reads from the parameters (``lr``, ``keep_ratio``, and
+  ``lut_bits`` under ``compression = lut``);
 * the evaluation settings that change the result (pruning, quantization, runtime, seed,
   batch size, ...), all but the epochs.
 
@@ -34,7 +35,7 @@ from sparsemod.evaluate import build_network
 from sparsemod.problems import Problem
 from sparsemod.train import seeded
 
-TRAINING_KEYS = {"lr": "lr", "keep_ratio": "keep_ratio"}
+TRAINING_KEYS = {"lr": "lr", "keep_ratio": "keep_ratio", "lut_bits": "lut_bits"}
 """Parameters the evaluator reads besides the builder, with the setting each overrides."""
 
 # Settings that change neither the network nor its numbers (the epochs: see above).
@@ -69,6 +70,8 @@ def model_fingerprint(model: nn.Module, params: Mapping[str, Any], settings: Eva
     h = hashlib.sha256()
     _hash_model(h, model)
     for key, setting in TRAINING_KEYS.items():
+        if key == "lut_bits" and settings.compression != "lut":
+            continue  # read only under compression = lut
         h.update(f"{key}={float(params.get(key, getattr(settings, setting))):.10g};".encode())
     for f in fields(settings):
         if f.name not in _NOT_RESULT:

@@ -51,13 +51,14 @@ if TYPE_CHECKING:
     from sparsemod.core.boards import Board
 
 __all__ = [
-    "COST_SCALES", "EARLY_STOPPING", "DEPLOY_CHECKS", "DEPLOY_FORMATS", "EXECUTORS",
-    "GENERATORS", "LATENCY_MODELS", "OBJECTIVES", "QUANT_SCHEMES", "RUNTIMES", "SPECS",
+    "COMPRESSIONS", "COST_SCALES", "EARLY_STOPPING", "DEPLOY_CHECKS", "DEPLOY_FORMATS",
+    "EXECUTORS", "GENERATORS", "LATENCY_MODELS", "OBJECTIVES", "QUANT_SCHEMES", "RUNTIMES", "SPECS",
     "CandidateCore", "Spec", "check_setting", "default", "did_you_mean",
     "parse_duration", "parse_flops", "parse_objectives", "parse_size",
 ]  # fmt: skip
 
 QUANT_SCHEMES = ("post", "dynamic", "both", "none")
+COMPRESSIONS = ("none", "lut")  # lut: sparsemod.compress.cluster, TFLM's LUT tables
 GENERATORS = ("pool", "ax")
 COST_SCALES = ("linear", "log")
 EARLY_STOPPING = ("none", "front")
@@ -208,6 +209,15 @@ SPECS: dict[str, Spec] = {
         "post (static int8), dynamic (int8 weights of Linear/LSTM/GRU), both or none; "
         "runtime = tflm deploys post (or both)",
     ),
+    "compression": choice(COMPRESSIONS).declare(
+        "none",
+        "none or lut: share each output channel's weights among 2^lut_bits values (after "
+        "pruning), which TFLM stores as lut_bits-bit indices into per-channel tables where "
+        "that makes the flatbuffer smaller (needs runtime = tflm)",
+    ),
+    "lut_bits": integer(1, 7).declare(
+        4, "index bits of compression = lut, 1 to 7, when the space has no lut_bits"
+    ),
     "splitter": boolean().declare(
         False, "the problem batches sequences of different lengths with its collate_fn"
     ),
@@ -337,6 +347,8 @@ class CandidateCore:
     keep_ratio: float = default("keep_ratio")
     finetune_epochs: int = default("finetune_epochs")
     quant_scheme: str = default("quant_scheme")
+    compression: str = default("compression")
+    lut_bits: int = default("lut_bits")
     runtime: str = default("runtime")
     latency_model: str = default("latency_model")
     latency_hook: str | None = default("latency_hook")

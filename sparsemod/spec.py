@@ -61,13 +61,13 @@ def is_real(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def integer(lo: int) -> Spec:
-    allowed = f"(allowed: an integer >= {lo})"
+def integer(lo: int, hi: int | None = None) -> Spec:
+    allowed = f"(allowed: an integer >= {lo})" if hi is None else f"(allowed: {lo} to {hi})"
 
     def check(v: Any) -> str | None:
         if not is_int(v):
             return f"is not an integer {allowed}"
-        return None if v >= lo else f"is out of range {allowed}"
+        return None if lo <= v and (hi is None or v <= hi) else f"is out of range {allowed}"
 
     return Spec(lambda text, _: int(text), check)
 

@@ -56,6 +56,10 @@ def test_a_limit_over_the_boards_budget_is_refused_naming_both():
         ({"runtime": "tflite"}, "runtime", r"'tflite' is not one of tflm, ideal"),
         ({"latency_model": "ops"}, "latency_model", r"'ops' counts cycles on a board's core"),
         ({"quant_scheme": "none"}, "quant_scheme", r"'none' is not what runtime = tflm deploys"),
+        ({"compression": "lut", "runtime": "ideal"}, "compression",
+         r"'lut' is TensorFlow Lite Micro's weight compression, and runtime = ideal"),
+        ({"compression": "huffman"}, "compression", r"'huffman' is not one of none, lut"),
+        ({"lut_bits": "8"}, "lut_bits", r"lut_bits: '8' is out of range \(allowed: 1 to 7\)"),
     ],
 )
 def test_each_bad_cost_key_is_one_error_naming_it(keys, key, match):

@@ -87,7 +87,10 @@ def _validate(config: Any, section: str, epoch_keys: Sequence[str]) -> None:
         check_pruner_options(config, config.prune_method, epochs)
     except ConfigError as exc:
         raise ConfigError(f"[{section}] {exc}", section=section, key=exc.key) from None
-    check_runtime(config.runtime, config.quant_scheme, config.latency_model, config.board, section)
+    check_runtime(
+        config.runtime, config.quant_scheme, config.latency_model, config.board, section,
+        compression=config.compression,
+    )
     check_latency_hook(config.latency_hook, config.runtime, section)  # imports it: said now
 
 

@@ -241,7 +241,18 @@ def _export_stored(store: Any, trial_id: int, format: str) -> tuple[Artifact, An
             f"trial {trial_id}'s stored model cannot be rebuilt for export "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    return runtime.export(source.model, source.example, source.calibration), source
+    return export_source(runtime, source), source
+
+
+def export_source(runtime: Any, source: Any) -> Artifact:
+    """``runtime``'s artifact of a trial's :class:`~sparsemod.deploy.source.Source`; under
+    ``compression = lut`` a ``tflite`` one has the weights the search counted compressed."""
+    artifact = runtime.export(source.model, source.example, source.calibration)
+    if source.compression == "lut" and runtime.name == "tflite":
+        from sparsemod.deploy.tflite_lut import compress_lut
+
+        artifact = compress_lut(artifact)
+    return artifact
 
 
 def deploy(
@@ -297,7 +308,7 @@ def deploy(
     if reuse:
         artifact = _read_existing(folder, base, runtime)
     else:
-        artifact = runtime.export(source.model, source.example, source.calibration)
+        artifact = export_source(runtime, source)
     report = runtime.check(artifact, source.test) if check or reuse else None
     if report is not None:
         _check_accuracy(chosen, report, format)

@@ -18,7 +18,11 @@ from sparsemod.hooks import measure_latency
 
 
 def hook_latency(
-    spec: str, model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor]
+    spec: str,
+    model: nn.Module,
+    example: torch.Tensor,
+    calibration: Iterable[torch.Tensor],
+    compression: str = "none",
 ) -> float:
     """Export ``model`` to its ``.tflite`` artifact and return the seconds the hook measures.
 
@@ -27,6 +31,8 @@ def hook_latency(
         model: the trained, pruned float network (eval mode); it is not changed.
         example: one input of batch size 1.
         calibration: training batches the int8 activation ranges are calibrated on.
+        compression: ``lut``: the artifact's weights are LUT-compressed as the search
+            counted them (:mod:`sparsemod.deploy.tflite_lut`).
 
     Returns:
         The hook's latency, a finite number of seconds > 0.
@@ -42,6 +48,10 @@ def hook_latency(
 
     try:
         artifact = get_runtime("tflite").export(model, example, calibration)
+        if compression == "lut":
+            from sparsemod.deploy.tflite_lut import compress_lut
+
+            artifact = compress_lut(artifact)
     except RuntimeMissing:
         raise
     except DeployError as exc:

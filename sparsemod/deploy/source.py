@@ -50,6 +50,8 @@ class Source:
         calibration: the training batches the search calibrated on.
         test: the test split as (inputs, labels) batches.
         how: how the float network was recovered (for the report).
+        compression: the search's ``compression`` (``lut``: the weights are clustered, and
+            a ``tflite`` export LUT-compresses them as the search counted).
     """
 
     model: nn.Module
@@ -57,6 +59,7 @@ class Source:
     calibration: list[torch.Tensor]
     test: list[tuple[torch.Tensor, torch.Tensor]]
     how: str
+    compression: str = "none"
 
 
 def float_network(artifact: ModelArtifact, problem: Problem) -> tuple[nn.Module, str]:
@@ -216,19 +219,21 @@ def trial_source(problem: Problem, artifact: ModelArtifact, config: dict[str, An
         The :class:`Source` to export and check.
     """
     from sparsemod.data import tensors_of
-    from sparsemod.evaluate import EvalSettings, _calibration_batches, _example_input
+    from sparsemod.eval_settings import calibration_batches
+    from sparsemod.evaluate import EvalSettings, _example_input
 
     model, how = float_network(artifact, problem)
     seed = int(config.get("seed", 0))
     splits = problem.load(seed)
     settings = EvalSettings(batch_size=int(config.get("train_batch_size", 64)), seed=seed)
-    calibration = [b.cpu() for b in _calibration_batches(splits, settings)]
+    calibration = [b.cpu() for b in calibration_batches(splits, settings)]
     tensors = tensors_of(splits.test)
     if tensors is not None:
         test = [(tensors[0], tensors[1])]
     else:
         test = list(_batches(splits.test, splits.collate_fn))
-    return Source(model.eval(), _example_input(splits), calibration, test, how)
+    compression = str(config.get("compression", "none"))
+    return Source(model.eval(), _example_input(splits), calibration, test, how, compression)
 
 
 def _batches(dataset: Any, collate_fn: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

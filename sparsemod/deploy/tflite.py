@@ -94,6 +94,8 @@ def operators(data: bytes) -> list[dict[str, Any]]:
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
         name = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        if name == "CUSTOM" and code.CustomCode():
+            name = code.CustomCode().decode()  # TFLM_DECODE
         tensors = [graph.Tensors(op.Outputs(j)) for j in range(op.OutputsLength())]
         tensors += [graph.Tensors(k) for k in op.InputsAsNumpy() if k >= 0]
         live = [t for t in tensors if model.Buffers(t.Buffer()).DataLength() == 0]

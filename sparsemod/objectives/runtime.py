@@ -16,6 +16,13 @@ so predicted and measured are one code path:
   dense and sparse storage, and the peak of live activations, measured on the deployed
   (quantized) network. For research, and for comparison with the SpArSe paper.
 
+With ``compression = lut`` (``tflm`` only) the weights were clustered
+(:mod:`sparsemod.compress.cluster`), and :func:`lut_choice` picks the weight tensors whose
+LUT compression makes the flatbuffer smaller; flash and arena are then counted for the
+compressed model (:mod:`sparsemod.objectives.tflm_lut`: smaller indices and value tables in
+flash, the decoded weights in the arena while their layer runs). ``sparsemod.deploy``
+compresses the artifact with the same choice.
+
 Latency is ``latency_model = flops`` (FLOPs over the ``flops`` key's rate) or ``ops``
 (cycles per MAC per op type on the board's core, :mod:`.latency`), either way a model,
 never a measurement.
@@ -29,6 +36,7 @@ import torch
 from torch import nn
 
 from sparsemod.combinations import check_runtime
+from sparsemod.compress.cluster import int8_distinct
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.flops import graph_flops, latency_seconds
@@ -36,6 +44,7 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
+from sparsemod.objectives.tflm_lut import LUT_OPS, Lut, lut_costs, weight_lut
 from sparsemod.settings import check_setting, default
 
 
@@ -48,18 +57,23 @@ class CostModel:
         latency_model: ``flops`` (FLOPs / ``target_flops``) or ``ops`` (the board's core).
         target_flops: operations per second, for ``latency_model = flops``.
         board: the device, needed for ``latency_model = ops``.
+        compression: ``none`` or ``lut`` (TFLM's LUT-compressed weights; ``tflm`` only).
     """
 
     runtime: str = default("runtime")
     latency_model: str = default("latency_model")
     target_flops: float = default("flops")
     board: Board | None = None
+    compression: str = default("compression")
 
     def __post_init__(self) -> None:
         check_setting("runtime", self.runtime)
+        check_setting("compression", self.compression)
         check_setting("latency_model", self.latency_model)
         check_setting("flops", self.target_flops)
-        check_runtime(self.runtime, None, self.latency_model, self.board)
+        check_runtime(
+            self.runtime, None, self.latency_model, self.board, compression=self.compression
+        )
 
     def check_scheme(self, quant_scheme: str) -> None:
         """Refuse what the cost model cannot count (:func:`~sparsemod.combinations.check_runtime`).
@@ -105,7 +119,8 @@ class CostModel:
             )
             costs["model_size_bytes"] += extra_size_bytes
         else:
-            tflm = graph_costs(graph)
+            luts = lut_choice(graph, float_model) if self.compression == "lut" else []
+            tflm = lut_costs(graph, luts) if luts else graph_costs(graph)
             f = graph_flops(graph.traced)
             costs = {
                 "model_size_bytes": tflm.flatbuffer_bytes,
@@ -129,3 +144,51 @@ class CostModel:
                 f"the network does not deploy to TFLM ({exc}); set runtime = ideal and "
                 "latency_model = flops to search it with sparsemod's own counts"
             ) from None
+
+
+LUT_MARGIN = 512  # bytes a tensor's LUT must save beyond its indices and tables
+
+
+def lut_width(stride: int) -> int | None:
+    """The index bits for a value table of ``stride`` values; None when over TFLM's 7 bits."""
+    bits = max(1, (stride - 1).bit_length())
+    return bits if bits <= 7 else None
+
+
+def lut_worth(elements: int, bits: int, stride: int, tables: int) -> bool:
+    """Whether a weight of ``elements`` int8 values is LUT-compressed: its packed indices,
+    the 16-byte header and the value tables (``tables x stride`` bytes) must take at least
+    :data:`LUT_MARGIN` bytes less than the dense weight, which pays for the ``DECODE`` op,
+    the decoded tensor's metadata and the alignment (a small layer would grow)."""
+    packed = -(-elements * bits // 8)
+    return elements - packed - 16 - tables * stride >= LUT_MARGIN
+
+
+def lut_choice(graph: Graph, model: nn.Module) -> list[Lut]:
+    """The weight tensors to LUT-compress, with their index widths.
+
+    Each weight of a conv, depthwise conv or fully connected op whose every output channel
+    holds at most 128 distinct int8 values (:func:`~sparsemod.compress.cluster.int8_distinct`)
+    takes the fewest index bits its fullest channel needs, and is compressed when
+    :func:`lut_worth` says so. ``sparsemod.deploy.tflite_lut`` decides the same from the
+    flatbuffer's own int8 weights.
+
+    Args:
+        graph: the network lowered (:func:`~sparsemod.objectives.tflm_graph.lower`).
+        model: the float network it was lowered from, weights clustered.
+
+    Returns:
+        The compressed tensors, in op order (empty: none is worth compressing).
+    """
+    chosen: list[Lut] = []
+    for op in graph.ops:
+        if op.kind not in LUT_OPS:
+            continue
+        stride = int8_distinct(model.get_submodule(op.layer).weight)
+        bits = lut_width(stride)
+        if bits is None:
+            continue
+        lut = weight_lut(graph, op.inputs[1], bits, stride)
+        if lut_worth(graph.tensors[lut.tensor].data, bits, stride, lut.tables):
+            chosen.append(lut)
+    return chosen

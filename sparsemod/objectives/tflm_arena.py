@@ -43,13 +43,15 @@ The smallest arena is the largest of these needs, to 16 B: what ``sparsemod.depl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from sparsemod.objectives.tflm_graph import Graph
 
 ALIGN = 16
 _BASE_TAIL = 480
 _BASE_MISALIGN = 8
-_DTYPE_BYTES = {"int8": 1, "int16": 2, "int32": 4, "float32": 4, "int64": 8, "bool": 1}
+_DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4, "int64": 8, "bool": 1}
 # Bytes of the builtin parameter struct TFLM's parser allocates per op kind.
 _BUILTIN = {
     "RESHAPE": 36, "MUL": 4, "ADD": 8, "CONCATENATION": 8, "FULLY_CONNECTED": 32,
@@ -241,8 +243,11 @@ def _prepare(a: _Allocator, graph: Graph, op) -> None:
                 last = a.temp_tensor(graph.tensors[index])
 
 
-def allocate(graph: Graph) -> tuple[dict[str, int], int]:
-    """``MicroInterpreter::AllocateTensors`` step by step.
+def allocate(
+    graph: Graph, prepare: Callable[[_Allocator, Graph, Any], None] = _prepare
+) -> tuple[dict[str, int], int]:
+    """``MicroInterpreter::AllocateTensors`` step by step; ``prepare(allocator, graph, op)``
+    replays one kernel's Prepare (:func:`_prepare`, or a caller's that handles more kinds).
 
     Returns:
         The persistent tail by part (see :func:`arena_tail`) and the smallest arena
@@ -259,7 +264,7 @@ def allocate(graph: Graph) -> tuple[dict[str, int], int]:
         if op.kind in _OPDATA:
             a.persistent("op_data", _OPDATA[op.kind], ALIGN)
     for op in graph.ops:
-        _prepare(a, graph, op)
+        prepare(a, graph, op)
         a.reset(a.head)  # FinishPrepareNodeAllocations
     # CommitStaticMemoryPlan: subgraph offsets and one AllocationInfo per tensor as
     # temporaries, then the planner gets the rest: 40 B per buffer it plans.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sparsemod.problems import Problem, get_problem
-from sparsemod.space import FixedParam, FloatParam, SearchSpace
+from sparsemod.space import FixedParam, FloatParam, IntParam, SearchSpace
 
 
 def _reference(builtin: str, name: str) -> Problem:
@@ -37,3 +37,11 @@ def reference_mlp() -> Problem:
 
 def reference_rnn() -> Problem:
     return _reference("digits_rnn", "deploy_problems:reference_rnn")
+
+
+def reference_mlp_lut() -> Problem:
+    """The MLP's reference network with the LUT index width searched (3 to 5 bits)."""
+    base = reference_mlp()
+    params = [*base.space.parameters, IntParam("lut_bits", 3, 5)]
+    space = SearchSpace(params, reference={**base.space.reference, "lut_bits": 4})
+    return replace(base, name="deploy_problems:reference_mlp_lut", space=space)

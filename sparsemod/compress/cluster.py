@@ -1,0 +1,117 @@
+"""Weight clustering: each output channel's weights shared among ``2**bits`` values.
+
+``compression = lut`` runs this after pruning and fine-tuning, before quantization. TFLM
+then stores each clustered weight tensor as ``bits``-bit indices into per-channel value
+tables (its LUT compression and ``DECODE`` op; the cost is counted by
+:mod:`sparsemod.objectives.tflm_lut` and the artifact written by
+``sparsemod.deploy.tflite_lut``).
+
+Per output channel of every convolution and linear layer, the non-zero weights are
+clustered by one-dimensional k-means (Lloyd's algorithm from the channel's quantiles, all
+channels at once) and replaced by their centroid. Weights that pruning zeroed stay zero,
+and zero then takes one of the ``2**bits`` values, so a pruned channel keeps its zeros and
+has at most ``2**bits`` distinct values in all. A symmetric per-channel int8 quantizer maps
+``k`` distinct values to at most ``k`` int8 values, so the property survives quantization:
+:func:`int8_distinct` counts what the runtime's tables will hold.
+
+SpArSeMod had no clustering; this follows the weight sharing of Deep Compression (Han et
+al., 2016, arXiv:1510.00149), without its centroid fine-tuning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sparsemod.errors import ConfigError
+
+LUT_BITS = (1, 7)  # TFLM's LUT index widths (DCM bitwidth field, 1-7)
+_ITERATIONS = 12
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def clustered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers whose weights clustering shares: every convolution and linear layer."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, _LAYERS)]
+
+
+@torch.no_grad()
+def cluster_channels(weight: torch.Tensor, values: int) -> torch.Tensor:
+    """``weight`` with each output channel (dim 0) reduced to at most ``values`` values.
+
+    Args:
+        weight: a layer's weight, output channels first.
+        values: the number of values a channel may hold (``2**bits``), >= 2.
+
+    Returns:
+        A new tensor of the same shape and dtype: zeros stay zero, every other weight is
+        its cluster's mean.
+    """
+    flat = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
+    if flat.shape[1] <= values or flat.numel() == 0:
+        return weight.detach().clone()  # no channel can have more values than that
+    nonzero = flat != 0
+    has_zero = (~nonzero).any(dim=1, keepdim=True)
+    # The free centroids of a channel: values - 1 when zero is one of its values.
+    free = values - has_zero.to(torch.int64)
+    count = nonzero.sum(dim=1, keepdim=True)
+    sorted_vals = torch.where(nonzero, flat, torch.inf).sort(dim=1).values
+    # Start at the channel's quantiles (of its non-zero weights).
+    slot = torch.arange(values, dtype=torch.float64).unsqueeze(0)
+    used = torch.minimum(free, count).clamp(min=1)
+    q = ((slot + 0.5) / used * count).floor().clamp(max=(count - 1).clamp(min=0))
+    centroids = sorted_vals.gather(1, q.to(torch.int64))
+    live = (slot < free) & (slot < count)
+    centroids = torch.where(live, centroids, torch.inf)
+    for _ in range(_ITERATIONS):
+        assign = _nearest(centroids, flat)
+        sums = torch.zeros_like(centroids).scatter_add_(1, assign, torch.where(nonzero, flat, 0))
+        sizes = torch.zeros_like(centroids).scatter_add_(1, assign, nonzero.to(flat.dtype))
+        moved = torch.where(sizes > 0, sums / sizes.clamp(min=1), centroids)
+        centroids = torch.where(live, moved, torch.inf).sort(dim=1).values
+        live = torch.isfinite(centroids)
+    shared = centroids.gather(1, _nearest(centroids, flat))
+    out = torch.where(nonzero, shared, 0.0)
+    return out.reshape(weight.shape).to(weight.dtype)
+
+
+def _nearest(centroids: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Per element, the index of its nearest centroid (centroids sorted, unused = inf)."""
+    right = centroids[:, 1:]
+    mids = torch.where(torch.isfinite(right), (centroids[:, :-1] + right) / 2, torch.inf)
+    idx = torch.searchsorted(mids.contiguous(), flat.contiguous())
+    last = (torch.isfinite(centroids).sum(dim=1, keepdim=True) - 1).clamp(min=0)
+    return torch.minimum(idx, last)
+
+
+@torch.no_grad()
+def cluster_weights(model: nn.Module, bits: int) -> None:
+    """Share each output channel's weights among ``2**bits`` values, in place.
+
+    Args:
+        model: a float network, pruned or not (masks made permanent).
+        bits: index bits, 1 to 7.
+
+    Raises:
+        ConfigError: ``bits`` is not an integer from 1 to 7.
+    """
+    lo, hi = LUT_BITS
+    if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
+        raise ConfigError(
+            f"lut_bits: {bits!r} is not an index width TFLM's LUT takes (allowed: {lo} to {hi})",
+            key="lut_bits",
+        )
+    for _, layer in clustered_layers(model):
+        layer.weight.copy_(cluster_channels(layer.weight, 2**bits))
+
+
+@torch.no_grad()
+def int8_distinct(weight: torch.Tensor) -> int:
+    """The most distinct int8 values any output channel of ``weight`` holds under symmetric
+    per-channel quantization to -127..127 (the value table length the runtime stores)."""
+    flat = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
+    scale = flat.abs().amax(dim=1, keepdim=True) / 127
+    q = torch.round(flat / torch.where(scale > 0, scale, 1.0))
+    q = q.sort(dim=1).values
+    distinct = 1 + (q[:, 1:] != q[:, :-1]).sum(dim=1)
+    return int(distinct.max()) if len(distinct) else 0

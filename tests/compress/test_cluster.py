@@ -1,0 +1,68 @@
+"""Weight clustering for ``compression = lut`` (sparsemod.compress.cluster)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sparsemod.compress.cluster import cluster_channels, cluster_weights, int8_distinct
+from sparsemod.errors import ConfigError
+
+
+def _distinct(w: torch.Tensor) -> list[int]:
+    return [len(torch.unique(ch)) for ch in w.reshape(w.shape[0], -1)]
+
+
+def test_two_values_are_the_two_cluster_means():
+    w = torch.tensor([[1.0, 1.2, 5.0, 5.4, 1.1]])
+    out = cluster_channels(w, 2)
+    assert out[0].tolist() == pytest.approx([1.1, 1.1, 5.2, 5.2, 1.1])
+
+
+def test_zeros_stay_zero_and_count_as_one_of_the_values():
+    w = torch.tensor([[0.0, -2.0, -1.9, 0.0, 3.0, 3.2, 0.0, 7.0]])
+    out = cluster_channels(w, 4)  # zero and three more
+    assert (out == 0).tolist() == (w == 0).tolist()
+    assert out[0].tolist() == pytest.approx([0.0, -1.95, -1.95, 0.0, 3.1, 3.1, 0.0, 7.0])
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7])
+def test_every_channel_holds_at_most_2_to_the_bits_values(bits):
+    torch.manual_seed(bits)
+    w = torch.randn(24, 16, 3, 3)
+    w[torch.rand_like(w) < 0.4] = 0  # pruned
+    out = cluster_channels(w, 2**bits)
+    assert max(_distinct(out)) <= 2**bits
+    assert torch.equal(out == 0, w == 0)
+    # and quantizing keeps it so: what TFLM's value tables hold
+    assert int8_distinct(out) <= 2**bits
+
+
+def test_more_bits_lose_less():
+    torch.manual_seed(0)
+    w = torch.randn(32, 200)
+    errors = [float((cluster_channels(w, 2**b) - w).pow(2).mean()) for b in (1, 2, 3, 4, 6)]
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] < 0.01 * errors[0]
+
+
+def test_a_channel_with_few_weights_is_left_as_it_is():
+    w = torch.randn(8, 9)
+    assert torch.equal(cluster_channels(w, 16), w)
+
+
+def test_int8_distinct_by_hand():
+    # scale = 2/127: 2 -> 127, 1 -> 63.5 -> 64 (half to even), -2 -> -127: 3 values
+    w = torch.tensor([[2.0, 1.0, 1.0, -2.0], [0.5, 0.5, 0.5, 0.5]])
+    assert int8_distinct(w) == 3
+
+
+def test_cluster_weights_covers_every_conv_and_linear_and_refuses_bad_bits():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 10))
+    cluster_weights(model, 2)
+    assert max(_distinct(model[0].weight.detach())) <= 4
+    assert max(_distinct(model[3].weight.detach())) <= 4
+    for bad in (0, 8, 2.0, True):
+        with pytest.raises(ConfigError, match="lut_bits"):
+            cluster_weights(model, bad)
