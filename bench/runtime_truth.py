@@ -26,6 +26,7 @@ from sparsemod.builders import BUILDERS
 from sparsemod.compress.cluster import cluster_weights
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.runtime import lut_choice
+from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import lower
 from sparsemod.objectives.tflm_lut import lut_costs
 
@@ -108,7 +109,8 @@ def main() -> None:
             agreed += ok
             print(
                 f"{space_name:5} {done:3} {costs.flatbuffer_bytes:10} {art.size_bytes:10} "
-                f"{costs.arena_bytes:10} {arena:10}" + (f"  {len(luts)} LUT" if luts else "")
+                f"{costs.arena_bytes:10} {arena:10}"
+                + (f"  {len(luts)} LUT, dense {graph_costs(graph).flatbuffer_bytes}" * bool(luts))
                 + ("" if ok else "  (off)"),
                 flush=True,
             )

@@ -146,7 +146,13 @@ class CostModel:
             ) from None
 
 
-LUT_MARGIN = 512  # bytes a tensor's LUT must save beyond its indices and tables
+# What compressing one weight adds besides its indices and tables: its DECODE op, the
+# decoded and ancillary tensors with their names (about 520 B measured on the digits
+# networks, objectives/tflm_lut.py), and 12 B a channel for the decoded tensor's copy of
+# the scales (float32) and zero points (int64). A weight is compressed when the rest of
+# what it saves is at least the margin.
+LUT_MARGIN = 640
+_LUT_PER_TABLE = 12
 
 
 def lut_width(stride: int) -> int | None:
@@ -156,12 +162,12 @@ def lut_width(stride: int) -> int | None:
 
 
 def lut_worth(elements: int, bits: int, stride: int, tables: int) -> bool:
-    """Whether a weight of ``elements`` int8 values is LUT-compressed: its packed indices,
-    the 16-byte header and the value tables (``tables x stride`` bytes) must take at least
-    :data:`LUT_MARGIN` bytes less than the dense weight, which pays for the ``DECODE`` op,
-    the decoded tensor's metadata and the alignment (a small layer would grow)."""
+    """Whether a weight of ``elements`` int8 values is LUT-compressed: what its packed
+    indices save on the dense weight, less the 16-byte header, the value tables
+    (``tables x stride`` bytes) and 12 B a table, must reach :data:`LUT_MARGIN` (the
+    ``DECODE`` op and the new tensors' metadata), so that the flatbuffer gets smaller."""
     packed = -(-elements * bits // 8)
-    return elements - packed - 16 - tables * stride >= LUT_MARGIN
+    return elements - packed - 16 - tables * (stride + _LUT_PER_TABLE) >= LUT_MARGIN
 
 
 def lut_choice(graph: Graph, model: nn.Module) -> list[Lut]:
