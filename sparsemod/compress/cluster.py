@@ -6,7 +6,9 @@ tables (its LUT compression and ``DECODE`` op; the cost is counted by
 :mod:`sparsemod.objectives.tflm_lut` and the artifact written by
 ``sparsemod.deploy.tflite_lut``).
 
-Per output channel of every convolution and linear layer, the non-zero weights are
+Per output channel of each convolution and linear layer whose weight the LUT would store
+smaller (:func:`lut_worth`: a layer of a few hundred weights would grow, and keeps its
+weights), the non-zero weights are
 clustered by one-dimensional k-means (Lloyd's algorithm from the channel's quantiles, all
 channels at once) and replaced by their centroid. Weights that pruning zeroed stay zero,
 and zero then takes one of the ``2**bits`` values, so a pruned channel keeps its zeros and
@@ -29,10 +31,42 @@ LUT_BITS = (1, 7)  # TFLM's LUT index widths (DCM bitwidth field, 1-7)
 _ITERATIONS = 12
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
+# What compressing one weight adds besides its indices and tables: its DECODE op, the
+# decoded and ancillary tensors with their names (about 520 B measured on the digits
+# networks, objectives/tflm_lut.py), and 12 B a channel for the decoded tensor's copy of
+# the scales (float32) and zero points (int64). A weight is compressed when the rest of
+# what it saves is at least the margin.
+LUT_MARGIN = 640
+_LUT_PER_TABLE = 12
 
-def clustered_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The layers whose weights clustering shares: every convolution and linear layer."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _LAYERS)]
+
+def lut_width(stride: int) -> int | None:
+    """The index bits for a value table of ``stride`` values; None when over TFLM's 7 bits."""
+    bits = max(1, (stride - 1).bit_length())
+    return bits if bits <= 7 else None
+
+
+def lut_worth(elements: int, bits: int, stride: int, tables: int) -> bool:
+    """Whether a weight of ``elements`` int8 values is LUT-compressed: what its packed
+    indices save on the dense weight, less the 16-byte header, the value tables
+    (``tables x stride`` bytes) and 12 B a table, must reach :data:`LUT_MARGIN` (the
+    ``DECODE`` op and the new tensors' metadata), so that the flatbuffer gets smaller."""
+    packed = -(-elements * bits // 8)
+    return elements - packed - 16 - tables * (stride + _LUT_PER_TABLE) >= LUT_MARGIN
+
+
+def clustered_layers(model: nn.Module, bits: int) -> list[tuple[str, nn.Module]]:
+    """The layers whose weights clustering shares: each convolution and linear layer whose
+    weight TFLM would store smaller as ``bits``-bit indices (:func:`lut_worth`, with a
+    value table as long as a channel can make it). The others keep their weights."""
+    chosen = []
+    for name, m in model.named_modules():
+        if isinstance(m, _LAYERS) and m.weight.numel():
+            stride = min(2**bits, m.weight[0].numel())
+            width = lut_width(stride)
+            if width is not None and lut_worth(m.weight.numel(), width, stride, len(m.weight)):
+                chosen.append((name, m))
+    return chosen
 
 
 @torch.no_grad()
@@ -86,7 +120,8 @@ def _nearest(centroids: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def cluster_weights(model: nn.Module, bits: int) -> None:
-    """Share each output channel's weights among ``2**bits`` values, in place.
+    """Share each output channel's weights among ``2**bits`` values, in place, in the
+    layers LUT compression will store smaller (:func:`clustered_layers`).
 
     Args:
         model: a float network, pruned or not (masks made permanent).
@@ -101,7 +136,7 @@ def cluster_weights(model: nn.Module, bits: int) -> None:
             f"lut_bits: {bits!r} is not an index width TFLM's LUT takes (allowed: {lo} to {hi})",
             key="lut_bits",
         )
-    for _, layer in clustered_layers(model):
+    for _, layer in clustered_layers(model, bits):
         layer.weight.copy_(cluster_channels(layer.weight, 2**bits))
 
 

@@ -4,7 +4,7 @@ The search clustered each output channel's weights to ``2**lut_bits`` values
 (:mod:`sparsemod.compress.cluster`) and counted the compressed model
 (:func:`sparsemod.objectives.runtime.lut_choice`, :mod:`sparsemod.objectives.tflm_lut`).
 :func:`compress_lut` makes the same choice from the flatbuffer's own int8 weights (the
-index width from the fullest channel, :func:`~sparsemod.objectives.runtime.lut_worth`) and
+index width from the fullest channel, :func:`~sparsemod.compress.cluster.lut_worth`) and
 compresses those weights per output channel with ``tflite_micro``'s own compressor: each
 becomes packed indices with a value table per channel beside them, and a ``TFLM_DECODE``
 op before its layer decodes it into the arena while the layer runs (TFLM's interpreter
@@ -20,9 +20,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from sparsemod.compress.cluster import lut_width, lut_worth
 from sparsemod.deploy.base import Artifact, DeployError, require
 from sparsemod.deploy.tflite_quantize import EXTRA, NAME
-from sparsemod.objectives.runtime import lut_width, lut_worth
 from sparsemod.objectives.tflm_lut import LUT_OPS
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from sparsemod.combinations import check_runtime
-from sparsemod.compress.cluster import int8_distinct
+from sparsemod.compress.cluster import int8_distinct, lut_width, lut_worth
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.flops import graph_flops, latency_seconds
@@ -144,30 +144,6 @@ class CostModel:
                 f"the network does not deploy to TFLM ({exc}); set runtime = ideal and "
                 "latency_model = flops to search it with sparsemod's own counts"
             ) from None
-
-
-# What compressing one weight adds besides its indices and tables: its DECODE op, the
-# decoded and ancillary tensors with their names (about 520 B measured on the digits
-# networks, objectives/tflm_lut.py), and 12 B a channel for the decoded tensor's copy of
-# the scales (float32) and zero points (int64). A weight is compressed when the rest of
-# what it saves is at least the margin.
-LUT_MARGIN = 640
-_LUT_PER_TABLE = 12
-
-
-def lut_width(stride: int) -> int | None:
-    """The index bits for a value table of ``stride`` values; None when over TFLM's 7 bits."""
-    bits = max(1, (stride - 1).bit_length())
-    return bits if bits <= 7 else None
-
-
-def lut_worth(elements: int, bits: int, stride: int, tables: int) -> bool:
-    """Whether a weight of ``elements`` int8 values is LUT-compressed: what its packed
-    indices save on the dense weight, less the 16-byte header, the value tables
-    (``tables x stride`` bytes) and 12 B a table, must reach :data:`LUT_MARGIN` (the
-    ``DECODE`` op and the new tensors' metadata), so that the flatbuffer gets smaller."""
-    packed = -(-elements * bits // 8)
-    return elements - packed - 16 - tables * (stride + _LUT_PER_TABLE) >= LUT_MARGIN
 
 
 def lut_choice(graph: Graph, model: nn.Module) -> list[Lut]:

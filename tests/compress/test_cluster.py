@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod.compress.cluster import cluster_channels, cluster_weights, int8_distinct
+from sparsemod.compress.cluster import (
+    cluster_channels,
+    cluster_weights,
+    int8_distinct,
+    lut_worth,
+)
 from sparsemod.errors import ConfigError
 
 
@@ -58,11 +63,15 @@ def test_int8_distinct_by_hand():
     assert int8_distinct(w) == 3
 
 
-def test_cluster_weights_covers_every_conv_and_linear_and_refuses_bad_bits():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 10))
+def test_only_the_layers_the_lut_stores_smaller_are_clustered_and_bad_bits_are_refused():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 64))
+    conv = model[0].weight.detach().clone()
     cluster_weights(model, 2)
-    assert max(_distinct(model[0].weight.detach())) <= 4
-    assert max(_distinct(model[3].weight.detach())) <= 4
+    # the linear: 9216 weights -> 2304 B of indices, 64 tables of 4 values (+ 12 B each
+    # for the decoded tensor's scales and zero points): 5872 B saved
+    assert lut_worth(9216, 2, 4, 64) and max(_distinct(model[3].weight.detach())) <= 4
+    # the conv: 36 weights could save nothing, and keep their values
+    assert not lut_worth(36, 2, 4, 4) and torch.equal(model[0].weight, conv)
     for bad in (0, 8, 2.0, True):
         with pytest.raises(ConfigError, match="lut_bits"):
             cluster_weights(model, bad)
