@@ -89,11 +89,11 @@ def main() -> None:
                 if args.lut:
                     cluster_weights(net, args.lut)
                 graph = lower(net, example)
-                luts = lut_choice(graph, net) if args.lut else []
+                luts = lut_choice(graph, net, args.lut) if args.lut else []
                 costs = lut_costs(graph, luts)
                 art = RUNTIME.export(net, example, [torch.randn(4, *shape)])
                 if args.lut:
-                    art = compress_lut(art)
+                    art = compress_lut(art, args.lut)
                 rep = RUNTIME.check(art, [(example, torch.zeros(1, dtype=torch.long))])
                 arena = rep.memory_bytes
             except (MeasureError, DeployError) as exc:

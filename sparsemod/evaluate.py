@@ -191,12 +191,12 @@ def _run(
             "sparsity": sparsity(model),
         }
     )
-    costs = settings.cost_model().costs(model, deployed, example)
+    costs = settings.cost_model().costs(model, deployed, example, lut_bits=bits)
     if settings.latency_hook is not None:
         modelled = costs["latency_s"]
         calibration = calibration_batches(splits, settings)
         costs["latency_s"] = hook_latency(
-            settings.latency_hook, model, example, calibration, settings.compression
+            settings.latency_hook, model, example, calibration, bits
         )
         costs["latency_model_s"] = modelled
     acc_test = (
@@ -359,7 +359,7 @@ def predict_costs(
     if settings.pruning and keep < 1.0:
         get_pruner(settings.prune_method).predict(model, keep, settings.prune_options())
         make_permanent(model)
-    _cluster(model, params, settings)
+    bits = _cluster(model, params, settings)
     # Not zeros: TFLM's converter leaves out the QUANTIZE after an average pool whose
     # input is constant over space (objectives/tflm_ranges.py), and a zero input makes
     # every map constant. A fixed random input varies like data does.
@@ -372,6 +372,7 @@ def predict_costs(
         int8_layers=layout.int8_layers,
         activation_bytes=layout.activation_bytes,
         extra_size_bytes=layout.extra_size_bytes,
+        lut_bits=bits,
     )
 
 

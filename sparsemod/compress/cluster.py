@@ -55,18 +55,27 @@ def lut_worth(elements: int, bits: int, stride: int, tables: int) -> bool:
     return elements - packed - 16 - tables * (stride + _LUT_PER_TABLE) >= LUT_MARGIN
 
 
+def layer_width(elements: int, per_channel: int, tables: int, bits: int) -> int | None:
+    """The index bits TFLM's LUT stores a weight with under ``lut_bits = bits``, or None
+    when it stays dense: a channel of ``per_channel`` weights clusters to at most
+    ``min(2**bits, per_channel)`` values, and the weight is compressed when
+    :func:`lut_worth` says so for tables that long. A function of the shape only, so the
+    search's prediction before training and the artifact make the same choice."""
+    stride = min(2**bits, per_channel)
+    width = lut_width(stride)
+    return width if width is not None and lut_worth(elements, width, stride, tables) else None
+
+
 def clustered_layers(model: nn.Module, bits: int) -> list[tuple[str, nn.Module]]:
-    """The layers whose weights clustering shares: each convolution and linear layer whose
-    weight TFLM would store smaller as ``bits``-bit indices (:func:`lut_worth`, with a
-    value table as long as a channel can make it). The others keep their weights."""
-    chosen = []
-    for name, m in model.named_modules():
-        if isinstance(m, _LAYERS) and m.weight.numel():
-            stride = min(2**bits, m.weight[0].numel())
-            width = lut_width(stride)
-            if width is not None and lut_worth(m.weight.numel(), width, stride, len(m.weight)):
-                chosen.append((name, m))
-    return chosen
+    """The convolution and linear layers whose weights LUT compression will store
+    (:func:`layer_width`); the others keep their weights."""
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, _LAYERS)
+        and m.weight.numel()
+        and layer_width(m.weight.numel(), m.weight[0].numel(), len(m.weight), bits) is not None
+    ]
 
 
 @torch.no_grad()

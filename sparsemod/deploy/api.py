@@ -248,10 +248,10 @@ def export_source(runtime: Any, source: Any) -> Artifact:
     """``runtime``'s artifact of a trial's :class:`~sparsemod.deploy.source.Source`; under
     ``compression = lut`` a ``tflite`` one has the weights the search counted compressed."""
     artifact = runtime.export(source.model, source.example, source.calibration)
-    if source.compression == "lut" and runtime.name == "tflite":
+    if source.lut_bits and runtime.name == "tflite":
         from sparsemod.deploy.tflite_lut import compress_lut
 
-        artifact = compress_lut(artifact)
+        artifact = compress_lut(artifact, source.lut_bits)
     return artifact
 
 

@@ -22,7 +22,7 @@ def hook_latency(
     model: nn.Module,
     example: torch.Tensor,
     calibration: Iterable[torch.Tensor],
-    compression: str = "none",
+    lut_bits: int = 0,
 ) -> float:
     """Export ``model`` to its ``.tflite`` artifact and return the seconds the hook measures.
 
@@ -31,8 +31,9 @@ def hook_latency(
         model: the trained, pruned float network (eval mode); it is not changed.
         example: one input of batch size 1.
         calibration: training batches the int8 activation ranges are calibrated on.
-        compression: ``lut``: the artifact's weights are LUT-compressed as the search
-            counted them (:mod:`sparsemod.deploy.tflite_lut`).
+        lut_bits: under ``compression = lut``, the candidate's ``lut_bits``: the artifact's
+            weights are LUT-compressed as the search counted them
+            (:mod:`sparsemod.deploy.tflite_lut`); 0: no LUT.
 
     Returns:
         The hook's latency, a finite number of seconds > 0.
@@ -48,10 +49,10 @@ def hook_latency(
 
     try:
         artifact = get_runtime("tflite").export(model, example, calibration)
-        if compression == "lut":
+        if lut_bits:
             from sparsemod.deploy.tflite_lut import compress_lut
 
-            artifact = compress_lut(artifact)
+            artifact = compress_lut(artifact, lut_bits)
     except RuntimeMissing:
         raise
     except DeployError as exc:

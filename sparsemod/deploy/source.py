@@ -36,6 +36,7 @@ from sparsemod.compress.quantize import load_exported
 from sparsemod.deploy.base import DeployError
 from sparsemod.evaluate import ModelArtifact, load_model
 from sparsemod.problems import Problem
+from sparsemod.settings import default
 
 _QD = "quantized_decomposed"
 
@@ -50,8 +51,9 @@ class Source:
         calibration: the training batches the search calibrated on.
         test: the test split as (inputs, labels) batches.
         how: how the float network was recovered (for the report).
-        compression: the search's ``compression`` (``lut``: the weights are clustered, and
-            a ``tflite`` export LUT-compresses them as the search counted).
+        lut_bits: under the search's ``compression = lut``, the trial's ``lut_bits`` (its
+            weights are clustered, and a ``tflite`` export LUT-compresses them as the
+            search counted); 0: no LUT.
     """
 
     model: nn.Module
@@ -59,7 +61,7 @@ class Source:
     calibration: list[torch.Tensor]
     test: list[tuple[torch.Tensor, torch.Tensor]]
     how: str
-    compression: str = "none"
+    lut_bits: int = 0
 
 
 def float_network(artifact: ModelArtifact, problem: Problem) -> tuple[nn.Module, str]:
@@ -232,8 +234,10 @@ def trial_source(problem: Problem, artifact: ModelArtifact, config: dict[str, An
         test = [(tensors[0], tensors[1])]
     else:
         test = list(_batches(splits.test, splits.collate_fn))
-    compression = str(config.get("compression", "none"))
-    return Source(model.eval(), _example_input(splits), calibration, test, how, compression)
+    bits = 0
+    if config.get("compression") == "lut":
+        bits = int(artifact.params.get("lut_bits", config.get("lut_bits", default("lut_bits"))))
+    return Source(model.eval(), _example_input(splits), calibration, test, how, bits)
 
 
 def _batches(dataset: Any, collate_fn: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -3,8 +3,9 @@
 The search clustered each output channel's weights to ``2**lut_bits`` values
 (:mod:`sparsemod.compress.cluster`) and counted the compressed model
 (:func:`sparsemod.objectives.runtime.lut_choice`, :mod:`sparsemod.objectives.tflm_lut`).
-:func:`compress_lut` makes the same choice from the flatbuffer's own int8 weights (the
-index width from the fullest channel, :func:`~sparsemod.compress.cluster.lut_worth`) and
+:func:`compress_lut` makes the same choice from the flatbuffer's weights (by shape and
+``lut_bits``, :func:`~sparsemod.compress.cluster.layer_width`; the value tables as long as
+the fullest channel's distinct int8 values) and
 compresses those weights per output channel with ``tflite_micro``'s own compressor: each
 becomes packed indices with a value table per channel beside them, and a ``TFLM_DECODE``
 op before its layer decodes it into the arena while the layer runs (TFLM's interpreter
@@ -20,17 +21,18 @@ from dataclasses import replace
 
 import numpy as np
 
-from sparsemod.compress.cluster import lut_width, lut_worth
+from sparsemod.compress.cluster import layer_width
 from sparsemod.deploy.base import Artifact, DeployError, require
 from sparsemod.deploy.tflite_quantize import EXTRA, NAME
 from sparsemod.objectives.tflm_lut import LUT_OPS
 
 
-def compress_lut(artifact: Artifact) -> Artifact:
+def compress_lut(artifact: Artifact, bits: int) -> Artifact:
     """The artifact with the weights worth it LUT-compressed.
 
     Args:
         artifact: a ``tflite`` artifact of a network whose weights were clustered.
+        bits: the trial's ``lut_bits``.
 
     Returns:
         The compressed artifact (``meta["lut"]`` lists each tensor, its layer, index bits
@@ -62,14 +64,17 @@ def compress_lut(artifact: Artifact) -> Artifact:
         if values is None or values.dtype != np.int8:
             continue
         axis = values.ndim - 1 if listed["op"] == "DEPTHWISE_CONV_2D" else 0
-        channels = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
-        stride = max(len(np.unique(c)) for c in channels)
-        bits = lut_width(stride)
-        if bits is None or not lut_worth(values.size, bits, stride, values.shape[axis]):
+        tables = values.shape[axis]
+        width = layer_width(values.size, values.size // tables, tables, bits)
+        if width is None:
             continue
-        builder.add_tensor(0, index[id(weight)]).with_lut(bits, spec.PerChannel(axis))
+        channels = np.moveaxis(values, axis, 0).reshape(tables, -1)
+        stride = max(len(np.unique(c)) for c in channels)
+        if stride > 2**width:
+            continue  # not clustered: the search counted it dense too
+        builder.add_tensor(0, index[id(weight)]).with_lut(width, spec.PerChannel(axis))
         chosen.append({"tensor": index[id(weight)], "layer": listed["layer"]
-                       or layer_of(weight.name or ""), "bits": bits,
+                       or layer_of(weight.name or ""), "bits": width,
                        "values_per_channel": stride})  # fmt: skip
     if not chosen:
         return artifact

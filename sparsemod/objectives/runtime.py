@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from sparsemod.combinations import check_runtime
-from sparsemod.compress.cluster import int8_distinct, lut_width, lut_worth
+from sparsemod.compress.cluster import int8_distinct, layer_width
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.flops import graph_flops, latency_seconds
@@ -44,7 +44,7 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
-from sparsemod.objectives.tflm_lut import LUT_OPS, Lut, lut_costs, weight_lut
+from sparsemod.objectives.tflm_lut import LUT_OPS, Lut, lut_costs
 from sparsemod.settings import check_setting, default
 
 
@@ -93,6 +93,7 @@ class CostModel:
         int8_layers: tuple[type[nn.Module], ...] = (),
         activation_bytes: int | None = None,
         extra_size_bytes: int = 0,
+        lut_bits: int = 0,
     ) -> dict[str, float]:
         """The hardware objectives of one network, keyed as in a ``TrialResult``.
 
@@ -102,6 +103,8 @@ class CostModel:
                 ``int8_layers``, ``activation_bytes`` and ``extra_size_bytes`` are as in
                 a quantization scheme's predicted layout.
             example: one input (batch 1).
+            lut_bits: under ``compression = lut``, the candidate's ``lut_bits`` (its weights
+                clustered); 0: no LUT.
 
         Raises:
             BuildError: the runtime cannot run the network (a layer its converter does not
@@ -119,7 +122,8 @@ class CostModel:
             )
             costs["model_size_bytes"] += extra_size_bytes
         else:
-            luts = lut_choice(graph, float_model) if self.compression == "lut" else []
+            lut = self.compression == "lut" and lut_bits
+            luts = lut_choice(graph, float_model, lut_bits) if lut else []
             tflm = lut_costs(graph, luts) if luts else graph_costs(graph)
             f = graph_flops(graph.traced)
             costs = {
@@ -146,18 +150,19 @@ class CostModel:
             ) from None
 
 
-def lut_choice(graph: Graph, model: nn.Module) -> list[Lut]:
-    """The weight tensors to LUT-compress, with their index widths.
+def lut_choice(graph: Graph, model: nn.Module, bits: int) -> list[Lut]:
+    """The weight tensors to LUT-compress under ``lut_bits = bits``, with their index widths.
 
-    Each weight of a conv, depthwise conv or fully connected op whose every output channel
-    holds at most 128 distinct int8 values (:func:`~sparsemod.compress.cluster.int8_distinct`)
-    takes the fewest index bits its fullest channel needs, and is compressed when
-    :func:`lut_worth` says so. ``sparsemod.deploy.tflite_lut`` decides the same from the
-    flatbuffer's own int8 weights.
+    A weight of a conv, depthwise conv or fully connected op is compressed when
+    :func:`~sparsemod.compress.cluster.layer_width` says so from its shape (the layers
+    clustering shared), with that many index bits and a value table as long as its fullest
+    channel's distinct int8 values (:func:`~sparsemod.compress.cluster.int8_distinct`).
+    ``sparsemod.deploy.tflite_lut`` decides the same from the flatbuffer.
 
     Args:
         graph: the network lowered (:func:`~sparsemod.objectives.tflm_graph.lower`).
         model: the float network it was lowered from, weights clustered.
+        bits: the candidate's ``lut_bits``.
 
     Returns:
         The compressed tensors, in op order (empty: none is worth compressing).
@@ -166,11 +171,12 @@ def lut_choice(graph: Graph, model: nn.Module) -> list[Lut]:
     for op in graph.ops:
         if op.kind not in LUT_OPS:
             continue
-        stride = int8_distinct(model.get_submodule(op.layer).weight)
-        bits = lut_width(stride)
-        if bits is None:
+        tensor = graph.tensors[op.inputs[1]]
+        tables = tensor.shape[tensor.qdim]
+        width = layer_width(tensor.data, tensor.data // tables, tables, bits)
+        if width is None:
             continue
-        lut = weight_lut(graph, op.inputs[1], bits, stride)
-        if lut_worth(graph.tensors[lut.tensor].data, bits, stride, lut.tables):
-            chosen.append(lut)
+        stride = int8_distinct(model.get_submodule(op.layer).weight)
+        if stride <= 2**width:
+            chosen.append(Lut(op.inputs[1], width, stride, tables, tensor.qdim))
     return chosen
