@@ -13,9 +13,12 @@ from typing import Any
 from sparsemod.errors import ConfigError
 from sparsemod.settings import QUANT_SCHEMES
 
-# The quantization schemes each runtime deploys: TFLM runs the static int8 network
-# (``both`` is ``post`` for every layer TFLM converts; an LSTM it does not convert).
-_RUNTIME_SCHEMES = {"tflm": ("post", "both"), "ideal": QUANT_SCHEMES}
+# The quantization schemes each runtime deploys: TFLM and ExecuTorch (Cortex-M) run the
+# static int8 network (``both`` is ``post`` for every layer they convert; an LSTM they do
+# not convert).
+_RUNTIME_SCHEMES = {
+    "tflm": ("post", "both"), "executorch": ("post", "both"), "ideal": QUANT_SCHEMES
+}
 
 
 def check_runtime(
@@ -44,7 +47,7 @@ def check_runtime(
     if quant_scheme is not None and quant_scheme not in _RUNTIME_SCHEMES[runtime]:
         raise ConfigError(
             f"{where}quant_scheme: {quant_scheme!r} is not what runtime = {runtime} deploys "
-            f"(allowed: {', '.join(_RUNTIME_SCHEMES[runtime])}: TFLM runs the static int8 "
+            f"(allowed: {', '.join(_RUNTIME_SCHEMES[runtime])}: it runs the static int8 "
             "network); set quant_scheme = post, or runtime = ideal to count the network "
             "as sparsemod stores it",
             section=section,

@@ -66,7 +66,7 @@ EXECUTORS = ("sequential", "processes", "ray")
 DEPLOY_FORMATS = ("tflite", "executorch", "onnx")  # sparsemod.deploy.<format> holds each
 DEPLOY_CHECKS = ("none", *DEPLOY_FORMATS)  # deploy_check
 # The cost models of the size and working-memory objectives (sparsemod.objectives.runtime).
-RUNTIMES = ("tflm", "ideal")
+RUNTIMES = ("tflm", "ideal", "executorch")
 LATENCY_MODELS = ("flops", "ops")  # ops: per-op cycles on the board's core
 
 _FUNCTION = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"  # package.module:function
@@ -230,8 +230,9 @@ SPECS: dict[str, Spec] = {
     "runtime": choice(RUNTIMES).declare(
         "tflm",
         "whose counts model size and working memory are: tflm (the .tflite flatbuffer and "
-        "the smallest arena TensorFlow Lite Micro runs it in) or ideal (SpArSe's sparse "
-        "storage and peak live activations)",
+        "the smallest arena TensorFlow Lite Micro runs it in), executorch (the Cortex-M .pte "
+        "program and its planned memory, CMSIS-NN scratch included) or ideal (SpArSe's "
+        "sparse storage and peak live activations)",
     ),
     "flops": Spec(
         parse_flops,

@@ -53,7 +53,7 @@ def test_a_limit_over_the_boards_budget_is_refused_naming_both():
         ({"reserve_ram": "1KB"}, "reserve_ram", r"is set but no board is"),
         ({"reserve_ram": "-1"}, "reserve_ram", r"reserve_ram: .-1. is not a size"),
         ({"board": "custom"}, "board", r"'custom' names the board of a \[BOARD\] section"),
-        ({"runtime": "tflite"}, "runtime", r"'tflite' is not one of tflm, ideal"),
+        ({"runtime": "tflite"}, "runtime", r"'tflite' is not one of tflm, ideal, executorch"),
         ({"latency_model": "ops"}, "latency_model", r"'ops' counts cycles on a board's core"),
         ({"quant_scheme": "none"}, "quant_scheme", r"'none' is not what runtime = tflm deploys"),
         ({"compression": "lut", "runtime": "ideal"}, "compression",

@@ -56,8 +56,6 @@ class _Builder:
         self.size = 0
         self.minalign = 1
         self.vtables: set[tuple[int, ...]] = set()
-        self.slots: dict[int, int] = {}
-        self.start = 0
 
     def prep(self, align: int, additional: int = 0) -> None:
         """``Prep``: pad so that after ``additional`` more bytes the size is a multiple of
@@ -84,8 +82,12 @@ class _Builder:
 
     def table(self, nslots: int, fields: list[tuple[int, int | None]]) -> int:
         """A table of ``nslots`` slots; ``fields`` are ``(slot, scalar bytes)`` in the order
-        the generated ``Pack`` adds them, ``None`` bytes for an offset (4-aligned)."""
-        start = self.size
+        the generated ``Pack`` adds them, ``None`` bytes for an offset (4-aligned).
+
+        ``EndObject`` writes the soffset to the vtable, then the vtable (2 bytes for its
+        length, 2 for the object's, 2 per slot up to the last one set) unless one with
+        the same field offsets was written already (the key leaves the object size out).
+        """
         offsets = [0] * nslots
         for slot, nbytes in fields:
             self.scalar(4 if nbytes is None else nbytes)
@@ -98,7 +100,6 @@ class _Builder:
         if tuple(key) not in self.vtables:  # WriteVtable: a new vtable, 2 bytes an entry
             self.vtables.add(tuple(key))
             self.size += 2 * (len(key) + 2)
-        del start
         return obj
 
 
@@ -110,8 +111,13 @@ def _value(b: _Builder, kind: str, val) -> None:
         b.vector(len(dim_order), 1)
         if alloc is not None:  # AllocationDetails: memory_id, offset low, offset high
             b.table(3, [(i, 4) for i, v in enumerate(alloc) if v])
-        b.table(10, [(0, 1)] * bool(scalar_type) + [(2, None), (3, None)]
-                + [(5, 4)] * bool(buffer_idx) + [(6, None)] * (alloc is not None))
+        b.table(
+            10,
+            [(0, 1)] * bool(scalar_type)
+            + [(2, None), (3, None)]
+            + [(5, 4)] * bool(buffer_idx)
+            + [(6, None)] * (alloc is not None),
+        )
     elif kind == "Int":
         b.table(1, [(0, 8)] if val else [])
     elif kind == "Bool":
@@ -168,8 +174,8 @@ def program_bytes(program: Program) -> int:
     # constant_segment: segment_index 0 (default), the offset of each constant.
     b.vector(len(program.constants), 8)
     b.table(2, [(1, None)])
-    b.vector(0, 4)  # named_data
-    b.table(8, [(1, None), (2, None), (3, None), (4, None), (5, None), (7, None)])
+    # No mutable_data_segments, no named_data (None: left out, not empty vectors).
+    b.table(8, [(1, None), (2, None), (3, None), (4, None), (5, None)])
     # Finish with the file identifier "ET12": root offset + identifier, minalign-aligned.
     b.prep(b.minalign, 8)
     b.prep(4, 4)
@@ -183,3 +189,61 @@ def _segment_bytes(constants: list[int]) -> int:
     if not constants:
         return 0
     return sum(-(-n // TENSOR_ALIGNMENT) * TENSOR_ALIGNMENT for n in constants[:-1]) + constants[-1]
+
+
+@dataclass(frozen=True)
+class ExecutorchCosts:
+    """What ExecuTorch (Cortex-M) needs for one network.
+
+    ``pte_bytes``: the ``.pte`` file's length; ``planned_bytes``: the sum of the program's
+    non-constant planned buffers. ``parts`` splits each:
+
+    * ``pte_bytes`` = ``constants`` (the segment: int8 weights, int32 biases, per-channel
+      multipliers and shifts, tanh tables, each padded to 16 but the last) + ``program``
+      (the flatbuffer with its 32-byte extended header, padded to 128: the values table,
+      the instructions, operator names, the memory plan);
+    * ``planned_bytes`` = ``activations`` (what the plan needs for the input, output and
+      activations alone) + ``scratch`` (what the CMSIS-NN scratch buffers add to it);
+      ``scratch_largest`` is the largest single scratch buffer.
+    """
+
+    pte_bytes: int
+    planned_bytes: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+
+def program_costs(program: Program) -> ExecutorchCosts:
+    """The costs of an already lowered program (see :func:`executorch_costs`)."""
+    header = EXTENDED_HEADER + program_bytes(program)
+    padded = -(-header // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT
+    segment = _segment_bytes(program.constants)
+    planned = sum(program.buffers)
+    parts = {
+        "constants": segment,
+        "program": padded,
+        "activations": program.activations,
+        "scratch": planned - program.activations,
+        "scratch_largest": max(program.scratch.values(), default=0),
+    }
+    # Without constants there is no segment and no extended header.
+    return ExecutorchCosts(
+        padded + segment if segment else header - EXTENDED_HEADER, planned, parts
+    )
+
+
+def executorch_costs(model: nn.Module, example: torch.Tensor) -> ExecutorchCosts:
+    """The ``.pte`` bytes and planned memory of ``model`` exported by
+    :mod:`sparsemod.deploy.executorch` (ExecuTorch 1.5, Cortex-M4, CMSIS-NN).
+
+    Args:
+        model: the float network (eval mode; weights are stored dense).
+        example: one input; its first sample (batch 1) is what the export sees.
+
+    Returns:
+        The file's bytes, the planned bytes and their split.
+
+    Raises:
+        MeasureError: the network cannot be traced, or has a layer the Cortex-M backend
+            does not lower to int8 (Conv1d, LSTM, GRU).
+    """
+    return program_costs(lower(model, example))

@@ -12,6 +12,10 @@ so predicted and measured are one code path:
   in (activations as its planner lays them out, plus its persistent structs and the
   temporaries of preparing). Both depend on the network's structure only, so the value
   predicted before training is the value measured after.
+* ``executorch``: the network as ExecuTorch 1.5's Cortex-M (CMSIS-NN) flow exports it
+  (:mod:`sparsemod.objectives.executorch_cost`): model size is the ``.pte`` program's
+  bytes, working memory the sum of its planned buffers (input, output, activations and
+  the CMSIS-NN scratch buffers). Also structural, so predicted equals measured.
 * ``ideal``: SpArSe's definitions (:mod:`.size`, :mod:`.memory`): per tensor the cheaper of
   dense and sparse storage, and the peak of live activations, measured on the deployed
   (quantized) network. For research, and for comparison with the SpArSe paper.
@@ -39,6 +43,9 @@ from sparsemod.combinations import check_runtime
 from sparsemod.compress.cluster import int8_distinct, layer_width
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, MeasureError
+from sparsemod.objectives.executorch_cost import program_costs
+from sparsemod.objectives.executorch_plan import Program
+from sparsemod.objectives.executorch_plan import lower as lower_program
 from sparsemod.objectives.flops import graph_flops, latency_seconds
 from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
@@ -53,7 +60,7 @@ class CostModel:
     """How a network's hardware objectives are counted.
 
     Args:
-        runtime: ``tflm`` or ``ideal`` (see the module docstring).
+        runtime: ``tflm``, ``executorch`` or ``ideal`` (see the module docstring).
         latency_model: ``flops`` (FLOPs / ``target_flops``) or ``ops`` (the board's core).
         target_flops: operations per second, for ``latency_model = flops``.
         board: the device, needed for ``latency_model = ops``.
@@ -121,6 +128,16 @@ class CostModel:
                 activation_bytes=activation_bytes,
             )
             costs["model_size_bytes"] += extra_size_bytes
+        elif self.runtime == "executorch":
+            program = self._program(float_model, example)
+            pte = program_costs(program)
+            f = graph_flops(program.traced)
+            costs = {
+                "model_size_bytes": pte.pte_bytes,
+                "working_memory_bytes": pte.planned_bytes,
+                "flops": f,
+                "latency_s": latency_seconds(f, self.target_flops),
+            }
         else:
             lut = self.compression == "lut" and lut_bits
             luts = lut_choice(graph, float_model, lut_bits) if lut else []
@@ -139,6 +156,15 @@ class CostModel:
     @property
     def _lowers(self) -> bool:
         return self.runtime == "tflm" or self.latency_model == "ops"
+
+    def _program(self, model: nn.Module, example: torch.Tensor) -> Program:
+        try:
+            return lower_program(model, example)
+        except MeasureError as exc:
+            raise BuildError(
+                f"the network does not deploy to ExecuTorch for Cortex-M ({exc}); set "
+                "runtime = ideal to search it with sparsemod's own counts"
+            ) from None
 
     def _graph(self, model: nn.Module, example: torch.Tensor) -> Graph:
         try:

@@ -17,6 +17,7 @@ from sparsemod.core.boards import get_board
 from sparsemod.errors import BuildError, ConfigError
 from sparsemod.evaluate import FAILED, EvalSettings, evaluate, predict_costs
 from sparsemod.objectives import flops, measure_all
+from sparsemod.objectives.executorch_cost import executorch_costs
 from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.runtime import CostModel
 from sparsemod.objectives.tflm import tflm_costs
@@ -42,6 +43,27 @@ def test_tflm_objectives_are_the_flatbuffer_and_the_arena():
     # arena (tensor and node structs, quantization parameters) comes on top
     ideal = measure_all(model, X, 1e6, activation_bytes=1)
     assert costs["working_memory_bytes"] > ideal["working_memory_bytes"] + 2000
+
+
+def test_executorch_objectives_are_the_pte_and_its_planned_memory():
+    model = _cnn()
+    costs = CostModel("executorch", target_flops=1e6).costs(model, model, X)
+    expected = executorch_costs(model, X)
+    assert costs["model_size_bytes"] == expected.pte_bytes
+    assert costs["working_memory_bytes"] == expected.planned_bytes
+    assert costs["flops"] == flops(model, X)
+    # the program holds the weights dense, plus its values table and instructions; the
+    # plan holds the input, the activations and CMSIS-NN's scratch, and no runtime structs
+    tflm = tflm_costs(model, X)
+    assert costs["working_memory_bytes"] < tflm.arena_bytes
+
+
+def test_executorch_refuses_what_its_cortex_m_backend_leaves_in_float():
+    net = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6, 10))
+    with pytest.raises(BuildError, match=r"does not deploy to ExecuTorch.*runtime = ideal"):
+        CostModel("executorch").costs(net, net, torch.zeros(1, 1, 8))
+    with pytest.raises(ConfigError, match="'none' is not what runtime = executorch deploys"):
+        CostModel("executorch").check_scheme("none")
 
 
 def test_ideal_objectives_are_sparses_counts_of_the_deployed_network():
