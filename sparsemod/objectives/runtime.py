@@ -128,24 +128,20 @@ class CostModel:
                 activation_bytes=activation_bytes,
             )
             costs["model_size_bytes"] += extra_size_bytes
-        elif self.runtime == "executorch":
-            program = self._program(float_model, example)
-            pte = program_costs(program)
-            f = graph_flops(program.traced)
-            costs = {
-                "model_size_bytes": pte.pte_bytes,
-                "working_memory_bytes": pte.planned_bytes,
-                "flops": f,
-                "latency_s": latency_seconds(f, self.target_flops),
-            }
         else:
-            lut = self.compression == "lut" and lut_bits
-            luts = lut_choice(graph, float_model, lut_bits) if lut else []
-            tflm = lut_costs(graph, luts) if luts else graph_costs(graph)
-            f = graph_flops(graph.traced)
+            if self.runtime == "executorch":
+                program = self._program(float_model, example)
+                pte = program_costs(program)
+                size, memory, traced = pte.pte_bytes, pte.planned_bytes, program.traced
+            else:
+                lut = self.compression == "lut" and lut_bits
+                luts = lut_choice(graph, float_model, lut_bits) if lut else []
+                tflm = lut_costs(graph, luts) if luts else graph_costs(graph)
+                size, memory, traced = tflm.flatbuffer_bytes, tflm.arena_bytes, graph.traced
+            f = graph_flops(traced)
             costs = {
-                "model_size_bytes": tflm.flatbuffer_bytes,
-                "working_memory_bytes": tflm.arena_bytes,
+                "model_size_bytes": size,
+                "working_memory_bytes": memory,
                 "flops": f,
                 "latency_s": latency_seconds(f, self.target_flops),
             }

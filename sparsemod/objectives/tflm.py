@@ -24,6 +24,7 @@ Pure torch and python, no converter: a few milliseconds a network. Checked again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -63,17 +64,25 @@ class TflmCosts:
     ops: tuple[OpCost, ...] = ()
 
 
-def graph_costs(graph: Graph) -> TflmCosts:
+def graph_costs(
+    graph: Graph,
+    flash: Callable[[Graph], int] = flatbuffer_bytes,
+    prepare: Callable[..., None] | None = None,
+) -> TflmCosts:
     """The costs of an already lowered TFLite graph.
 
     Args:
         graph: a graph from :func:`~sparsemod.objectives.tflm_graph.lower`.
+        flash: what counts the file's bytes (another writer's layout, e.g. the LUT
+            compressor's: :mod:`sparsemod.objectives.tflm_lut`).
+        prepare: replays the kernels' Prepare, for op kinds beyond the built-in ones
+            (:func:`~sparsemod.objectives.tflm_arena.allocate`).
 
     Returns:
         Its :class:`TflmCosts`.
     """
     head = arena_head(graph)
-    parts, smallest = allocate(graph)
+    parts, smallest = allocate(graph) if prepare is None else allocate(graph, prepare)
     tail = sum(parts.values())
     ops = tuple(
         OpCost(
@@ -84,7 +93,7 @@ def graph_costs(graph: Graph) -> TflmCosts:
         )
         for op in graph.ops
     )
-    return TflmCosts(flatbuffer_bytes(graph), max(smallest, head + tail), head, tail, parts, ops)
+    return TflmCosts(flash(graph), max(smallest, head + tail), head, tail, parts, ops)
 
 
 def tflm_costs(model: nn.Module, example: torch.Tensor) -> TflmCosts:

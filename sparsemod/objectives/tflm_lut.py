@@ -55,8 +55,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
-from sparsemod.objectives.tflm import OpCost, TflmCosts, graph_costs
-from sparsemod.objectives.tflm_arena import ALIGN, allocate, arena_head, tensor_bytes
+from sparsemod.objectives.tflm import TflmCosts, graph_costs
+from sparsemod.objectives.tflm_arena import ALIGN
 from sparsemod.objectives.tflm_arena import _prepare as _kernel_prepare
 from sparsemod.objectives.tflm_flatbuffer import (
     _DESCRIPTION,
@@ -308,21 +308,7 @@ def lut_costs(graph: Graph, luts: Sequence[Lut]) -> TflmCosts:
     """
     if not luts:
         return graph_costs(graph)
-    packed = compressed_graph(graph, luts)
-    head = arena_head(packed)
-    parts, smallest = allocate(packed, _prepare)
-    tail = sum(parts.values())
-    ops = tuple(
-        OpCost(
-            op.kind,
-            op.layer,
-            sum(packed.tensors[i].data for i in op.inputs if i >= 0),
-            sum(tensor_bytes(packed.tensors[i].shape, packed.tensors[i].dtype)
-                for i in op.outputs),
-        )
-        for op in packed.ops
-    )
-    return TflmCosts(packed_bytes(packed), max(smallest, head + tail), head, tail, parts, ops)
+    return graph_costs(compressed_graph(graph, luts), flash=packed_bytes, prepare=_prepare)
 
 
 def lut_saving(graph: Graph, luts: Sequence[Lut]) -> tuple[int, int]:
