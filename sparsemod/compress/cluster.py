@@ -22,6 +22,8 @@ al., 2016, arXiv:1510.00149), without its centroid fine-tuning.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -147,6 +149,29 @@ def cluster_weights(model: nn.Module, bits: int) -> None:
         )
     for _, layer in clustered_layers(model, bits):
         layer.weight.copy_(cluster_channels(layer.weight, 2**bits))
+
+
+def check_space_bits(space: Any) -> None:
+    """Refuse a space whose ``lut_bits`` parameter can draw anything but an integer 1-7.
+
+    Raises:
+        ConfigError: the parameter is real-valued, or a bound or value is outside 1..7.
+    """
+    for p in space.parameters:
+        if p.name != "lut_bits":
+            continue
+        values = [p.low, p.high] if hasattr(p, "low") else list(getattr(p, "values", [])) or [
+            getattr(p, "value", None)
+        ]
+        lo, hi = LUT_BITS
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)
+               or not lo <= v <= hi]  # fmt: skip
+        if bad:
+            raise ConfigError(
+                f"space parameter lut_bits: {type(p).__name__} with {bad!r} can draw an index "
+                f"width TFLM's LUT does not take (allowed: integers {lo} to {hi})",
+                key="lut_bits",
+            )
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from sparsemod.compress.cluster import check_space_bits
 from sparsemod.config import TrainConfig, resume_changes
 from sparsemod.data import Splits
 from sparsemod.early_stopping import EarlyStop, error_to_beat
@@ -109,6 +110,8 @@ def problem_study(
     """The study a search of ``problem`` runs: ``[TRAIN]``'s plan, exact costs from the
     problem's builder, each phase's evaluation settings and the morphisms."""
     shape = (tuple(data.input_shape), data.num_classes)
+    if config.compression == "lut":
+        check_space_bits(problem.space)  # said before anything trains
     settings = {
         phase: replace(config.eval_settings(epochs), keep_trained=config.morphisms)
         for phase, epochs in (

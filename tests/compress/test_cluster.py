@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 from sparsemod.compress.cluster import (
+    check_space_bits,
     cluster_channels,
     cluster_weights,
     int8_distinct,
     lut_worth,
 )
 from sparsemod.errors import ConfigError
+from sparsemod.space import ChoiceParam, FloatParam, IntParam, SearchSpace
 
 
 def _distinct(w: torch.Tensor) -> list[int]:
@@ -75,3 +79,32 @@ def test_only_the_layers_the_lut_stores_smaller_are_clustered_and_bad_bits_are_r
     for bad in (0, 8, 2.0, True):
         with pytest.raises(ConfigError, match="lut_bits"):
             cluster_weights(model, bad)
+
+
+@pytest.mark.parametrize(
+    ("param", "bad"),
+    [
+        (IntParam("lut_bits", 0, 4), "IntParam with [0]"),
+        (IntParam("lut_bits", 2, 9), "IntParam with [9]"),
+        (FloatParam("lut_bits", 2.0, 6.0), "FloatParam with [2.0, 6.0]"),
+        (ChoiceParam("lut_bits", (2, 8)), "ChoiceParam with [8]"),
+    ],
+)
+def test_a_space_that_can_draw_a_bad_index_width_is_refused(param, bad):
+    with pytest.raises(ConfigError, match=r"\(allowed: integers 1 to 7\)") as info:
+        check_space_bits(SearchSpace([param]))
+    assert str(info.value).startswith(f"space parameter lut_bits: {bad} can draw")
+    check_space_bits(SearchSpace([IntParam("lut_bits", 1, 7), FloatParam("lr", 0.1, 1.0)]))
+
+
+def test_a_search_refuses_it_before_anything_trains(tmp_path):
+    from sparsemod.config import TrainConfig
+    from sparsemod.problems import get_problem
+    from sparsemod.search import Search
+
+    base = get_problem("digits_mlp")
+    space = SearchSpace([*base.space.parameters, IntParam("lut_bits", 4, 8)],
+                        reference={**base.space.reference, "lut_bits": 4})  # fmt: skip
+    cfg = TrainConfig(name="bad_bits", root=str(tmp_path), compression="lut", r1=1, r2=0, r3=0)
+    with pytest.raises(ConfigError, match="lut_bits"):
+        Search(cfg, dataclasses.replace(base, space=space)).run()
