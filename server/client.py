@@ -45,10 +45,10 @@ def load_model_bytes(
 
         # torch.export.load(io.BytesIO(data)).module(), allowed to switch to eval mode
         return load_exported(data)
-    if format != "state_dict":
-        raise ConfigError(f"model format {format!r} is not 'exported' or 'state_dict'")
+    if format not in ("state_dict", "lstm_int8"):
+        raise ConfigError(f"model format {format!r} is not 'exported', 'state_dict' or 'lstm_int8'")
     if meta is None:
-        raise ConfigError("a state_dict model needs its meta (GET /api/v1/trials/{id})")
+        raise ConfigError(f"a {format} model needs its meta (GET /api/v1/trials/{{id}})")
     from sparsemod.problems import get_problem
 
     problem = artifact_problem(meta)

@@ -159,7 +159,9 @@ class TrialOut(BaseModel):
 class ModelInfo(BaseModel):
     """A stored deployed model: how to load the bytes of ``url``."""
 
-    format: str = Field(description="exported (torch.export of an int8 model) or state_dict")
+    format: str = Field(
+        description="exported (torch.export of an int8 model), state_dict or lstm_int8"
+    )
     sha256: str
     size: int
     meta: dict[str, Any] = Field(description="params, input_shape, num_classes, ...")

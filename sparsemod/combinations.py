@@ -21,6 +21,12 @@ _RUNTIME_SCHEMES = {
 }
 
 
+def deployed_scheme(runtime: str, quant_scheme: str) -> str:
+    """The scheme a candidate is quantized with: ``both`` is ``post`` under a runtime that
+    runs every layer it converts in static int8 (TFLM's LSTM included), else as given."""
+    return "post" if quant_scheme == "both" and runtime != "ideal" else quant_scheme
+
+
 def check_runtime(
     runtime: str,
     quant_scheme: str | None,

@@ -12,8 +12,10 @@ from dataclasses import dataclass, fields
 import torch
 
 from sparsemod.candidate import SPECS, CandidateSettings
+from sparsemod.combinations import deployed_scheme
 from sparsemod.compress import get_pruner
 from sparsemod.compress.options import PrunerOptions
+from sparsemod.compress.quantize import QuantScheme, get_scheme
 from sparsemod.compress.registry import check_pruner_options, pruner_options
 from sparsemod.data import Splits, tensors_of
 from sparsemod.early_stopping import EarlyStop
@@ -90,6 +92,11 @@ class EvalSettings(CandidateSettings):
                     key="latency_hook",
                 )
         check_pruner_options(self, self.prune_method, self.epochs)
+
+    def scheme(self) -> QuantScheme:
+        """The quantization scheme candidates are deployed with (``both`` is ``post`` under
+        TFLM and ExecuTorch: :func:`~sparsemod.combinations.deployed_scheme`)."""
+        return get_scheme(deployed_scheme(self.runtime, self.quant_scheme))
 
     def cost_model(self) -> CostModel:
         """How the hardware objectives are counted (the same before and after training)."""

@@ -179,7 +179,7 @@ def _run(
         history.append({"stage": f"cluster:{bits}bit", "epoch": 0, "loss": None,
                         "val_accuracy": acc_float, "sparsity": sparsity(model)})  # fmt: skip
 
-    scheme = get_scheme(settings.quant_scheme)
+    scheme = settings.scheme()
     deployed = scheme.apply(model, calibration_batches(splits, settings), example)
     acc_val = accuracy(deployed, splits.val, collate_fn=splits.collate_fn)
     history.append(
@@ -302,7 +302,7 @@ def _artifact(
     settings: EvalSettings,
     example: torch.Tensor,
 ) -> ModelArtifact:
-    fmt, data = get_scheme(settings.quant_scheme).save(deployed, example)
+    fmt, data = settings.scheme().save(deployed, example)
     return ModelArtifact(
         fmt,
         data,
@@ -364,7 +364,7 @@ def predict_costs(
     # input is constant over space (objectives/tflm_ranges.py), and a zero input makes
     # every map constant. A fixed random input varies like data does.
     x = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(0))
-    layout = get_scheme(settings.quant_scheme).predict_layout(model, x)
+    layout = settings.scheme().predict_layout(model, x)
     return settings.cost_model().costs(
         model,
         layout.model,

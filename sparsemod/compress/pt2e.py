@@ -79,8 +79,9 @@ def static_pt2e(
 
         if any(isinstance(m, nn.RNNBase) for m in model.modules()):
             raise CompressionError(
-                "quant_scheme 'post' (static int8) cannot quantize LSTM / GRU layers; "
-                "use 'dynamic' or 'both' for recurrent networks"
+                "quant_scheme 'post' (static int8) cannot quantize this recurrent network "
+                "(a GRU, or an LSTM in another form than a LastStep followed by linear, ReLU "
+                "and dropout layers); use 'dynamic', or 'both' under runtime = ideal"
             )
         model.eval()  # export the inference graph: dropout off, batch norm on running stats
         try:

@@ -2,7 +2,8 @@
 
 * ``none``: the float network.
 * ``post``: static post-training int8 through PT2E (:mod:`.pt2e`), calibrated on training
-  batches, saved with ``torch.export.save``.
+  batches, saved with ``torch.export.save``; an LSTM network (which PT2E cannot quantize)
+  becomes its TFLM int8 twin (:mod:`.lstm_int8`), the network TFLM runs.
 * ``dynamic``: int8 weights (per output channel, symmetric) for Linear / LSTM / GRU with
   the activations quantized on the fly. Neither torchao nor a non-deprecated torch API
   quantizes LSTM / GRU dynamically, so these are sparsemod's own small layers
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from sparsemod.compress.dynamic_int8 import swap_dynamic
+from sparsemod.compress.lstm_int8 import LstmInt8, is_static_lstm
 from sparsemod.compress.pt2e import has_recurrent, is_exported, save_exported, static_pt2e
 from sparsemod.compress.scheme import QuantLayout, QuantScheme, cpu_copy
 from sparsemod.compress.static_int8 import convert_both
@@ -51,15 +53,22 @@ class PostStatic(QuantScheme):
         self, model: nn.Module, calibration: Iterable[torch.Tensor], example: torch.Tensor
     ) -> nn.Module:
         """Static int8 of a copy of ``model`` (see :meth:`QuantScheme.apply`)."""
+        if is_static_lstm(model):
+            return LstmInt8(cpu_copy(model), example.cpu()).calibrate(calibration)
         return static_pt2e(cpu_copy(model), calibration, example.cpu())
 
     def predict_layout(self, model: nn.Module, example: torch.Tensor) -> QuantLayout:
         """Int8 conv / linear weights and activations, plus the activations' (scale, zero point).
 
+        An LSTM network's layout is its (uncalibrated) TFLM int8 twin, which only
+        ``runtime = tflm`` counts.
+
         Static int8 stores a (scale, zero point) per quantized activation: the input's and
         each conv / linear output's but the last (the logits leave in float); pooling and
         reshapes reuse their input's.
         """
+        if is_static_lstm(model):
+            return QuantLayout(LstmInt8(model, example))
         layers = sum(isinstance(m, self.int8_layers) for m in model.modules())
         return QuantLayout(
             model,

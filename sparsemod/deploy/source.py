@@ -79,9 +79,12 @@ def float_network(artifact: ModelArtifact, problem: Problem) -> tuple[nn.Module,
     """
     if artifact.format == "exported":
         return _strip_exported(load_exported(artifact.data))
-    if artifact.format != "state_dict":
-        raise DeployError(f"model format {artifact.format!r} is not 'exported' or 'state_dict'")
+    if artifact.format not in ("state_dict", "lstm_int8"):
+        raise DeployError(f"model format {artifact.format!r} is not one of "
+                          "exported, state_dict, lstm_int8")  # fmt: skip
     model = load_model(artifact, problem)
+    if artifact.format == "lstm_int8":  # the twin quantizes its float network on the fly
+        return model.network.eval(), "the stored TFLM int8 LSTM network's float weights"
     if artifact.quant_scheme == "none":
         return model, "the stored float state dict"
     swapped = _swap_to_float(model)

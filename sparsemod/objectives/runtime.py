@@ -41,8 +41,9 @@ from torch import nn
 
 from sparsemod.combinations import check_runtime
 from sparsemod.compress.cluster import int8_distinct, layer_width
+from sparsemod.compress.lstm_int8 import LstmInt8
 from sparsemod.core.boards import Board
-from sparsemod.errors import BuildError, MeasureError
+from sparsemod.errors import BuildError, CompressionError, MeasureError
 from sparsemod.objectives.executorch_cost import program_costs
 from sparsemod.objectives.executorch_plan import Program
 from sparsemod.objectives.executorch_plan import lower as lower_program
@@ -120,6 +121,12 @@ class CostModel:
         """
         graph = self._graph(float_model, example) if self._lowers else None
         if self.runtime == "ideal":
+            if isinstance(deployed, LstmInt8):
+                raise CompressionError(
+                    "quant_scheme: 'post' quantizes an LSTM network as TFLM runs it, which "
+                    f"runtime = {self.runtime} does not count; set runtime = tflm, or "
+                    "quant_scheme = both or dynamic"
+                )
             costs = measure_all(
                 deployed,
                 example,
