@@ -140,6 +140,7 @@ def _run(
             }
         )
     example = _example_input(splits)
+    settings.cost_model().check_deploys(model, example)  # before any training
     dense_size = objectives.model_size_bytes(model)
     lr = float(params.get("lr", settings.lr))
     keep = float(params.get("keep_ratio", settings.keep_ratio))

@@ -41,7 +41,7 @@ from torch import nn
 
 from sparsemod.combinations import check_runtime
 from sparsemod.compress.cluster import int8_distinct, layer_width
-from sparsemod.compress.lstm_int8 import LstmInt8
+from sparsemod.compress.lstm_int8 import LstmInt8, is_static_lstm
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, CompressionError, MeasureError
 from sparsemod.objectives.executorch_cost import program_costs
@@ -52,7 +52,9 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
+from sparsemod.objectives.tflm_lstm import lower_lstm, lstm_costs
 from sparsemod.objectives.tflm_lut import LUT_OPS, Lut, lut_costs
+from sparsemod.objectives.tracer import trace
 from sparsemod.settings import check_setting, default
 
 
@@ -120,6 +122,7 @@ class CostModel:
             MeasureError: the network cannot be traced.
         """
         graph = self._graph(float_model, example) if self._lowers else None
+        lstm = is_static_lstm(float_model)
         if self.runtime == "ideal":
             if isinstance(deployed, LstmInt8):
                 raise CompressionError(
@@ -141,9 +144,10 @@ class CostModel:
                 pte = program_costs(program)
                 size, memory, traced = pte.pte_bytes, pte.planned_bytes, program.traced
             else:
-                lut = self.compression == "lut" and lut_bits
+                lut = self.compression == "lut" and lut_bits and not lstm
                 luts = lut_choice(graph, float_model, lut_bits) if lut else []
-                tflm = lut_costs(graph, luts) if luts else graph_costs(graph)
+                tflm = (lstm_costs(graph) if lstm else lut_costs(graph, luts) if luts
+                        else graph_costs(graph))  # fmt: skip
                 size, memory, traced = tflm.flatbuffer_bytes, tflm.arena_bytes, graph.traced
             f = graph_flops(traced)
             costs = {
@@ -155,6 +159,13 @@ class CostModel:
         if self.latency_model == "ops":
             costs["latency_s"] = ops_latency(graph, self.board)
         return costs
+
+    def check_deploys(self, model: nn.Module, example: torch.Tensor) -> None:
+        """Raise BuildError when the runtime cannot run ``model`` (the float network)."""
+        if self.runtime == "tflm":
+            self._graph(model, example)
+        elif self.runtime == "executorch":
+            self._program(model, example)
 
     @property
     def _lowers(self) -> bool:
@@ -171,6 +182,10 @@ class CostModel:
 
     def _graph(self, model: nn.Module, example: torch.Tensor) -> Graph:
         try:
+            if is_static_lstm(model):  # the graph litert unrolls and AI Edge Quantizer writes
+                graph = lower_lstm(model, example)
+                graph.traced = trace(model, example)
+                return graph
             return lower(model, example)
         except MeasureError as exc:
             raise BuildError(

@@ -64,3 +64,15 @@ def rnn_search(tmp_path_factory) -> Searched:
     return run_search(
         tmp_path_factory.mktemp("rnn"), "digits_rnn", "quant_scheme=dynamic", "runtime=ideal"
     )
+
+
+@pytest.fixture(scope="session")
+def rnn_tflm_search(tmp_path_factory) -> Searched:
+    """The reference LSTM under the defaults: runtime = tflm, quant_scheme = post (its
+    stored model is the TFLM int8 twin, sparsemod.compress.lstm_int8)."""
+    return run_search(
+        tmp_path_factory.mktemp("rnn_tflm"),
+        "digits_rnn",
+        "max_model_size=128KB",  # the unrolled graph: 96 KB of flatbuffer, 45 KB of arena
+        "max_working_memory=64KB",
+    )

@@ -107,6 +107,16 @@ def test_mlp_most_accurate_model_runs_in_tflm(mlp_search, tmp_path):
     check_export(mlp_search, mlp_search.most_accurate(), tmp_path)
 
 
+def test_lstm_under_tflm_deploys_as_it_was_scored(rnn_tflm_search, tmp_path):
+    # The search stored the LSTM's TFLM int8 twin's accuracy, and counted the unrolled
+    # graph's flatbuffer and arena: the deploy check (0.5 points) passes, and the
+    # objectives are the runtime's figures to the byte.
+    trial = rnn_tflm_search.most_accurate()
+    result = check_export(rnn_tflm_search, trial, tmp_path)
+    assert result.report.artifact_bytes == int(trial.metrics["model_size_bytes"])
+    assert result.report.memory_bytes == int(trial.metrics["working_memory_bytes"])
+
+
 def test_lstm_is_unrolled_into_int8_ops_that_tflm_runs(rnn_search, tmp_path):
     from sparsemod.deploy.source import trial_source
     from sparsemod.deploy.tflite import RUNTIME

@@ -14,8 +14,8 @@ from torch import nn
 
 from sparsemod.builders import build_cnn, cnn_space
 from sparsemod.core.boards import get_board
-from sparsemod.errors import BuildError, ConfigError
-from sparsemod.evaluate import FAILED, EvalSettings, evaluate, predict_costs
+from sparsemod.errors import BuildError, CompressionError, ConfigError
+from sparsemod.evaluate import COMPLETED, FAILED, EvalSettings, evaluate, predict_costs
 from sparsemod.objectives import flops, measure_all
 from sparsemod.objectives.executorch_cost import executorch_costs
 from sparsemod.objectives.latency import ops_latency
@@ -113,9 +113,9 @@ def test_predicted_equals_measured_under_tflm():
 
 def test_a_network_tflm_does_not_convert_is_a_failed_candidate_not_a_crash():
     problem = get_problem("digits_rnn")
-    params = dict(problem.space.reference)
+    params = {**problem.space.reference, "cell": "gru"}
     s = EvalSettings(epochs=1, quant_scheme="both", keep_model=False)
-    with pytest.raises(BuildError, match=r"does not deploy to TFLM .*LSTM.*runtime = ideal"):
+    with pytest.raises(BuildError, match=r"does not deploy to TFLM .*GRU.*runtime = ideal"):
         predict_costs(problem, params, s, (8, 8), 10)
     result = evaluate(problem, params, s)
     assert result.status == FAILED
@@ -124,6 +124,28 @@ def test_a_network_tflm_does_not_convert_is_a_failed_candidate_not_a_crash():
     ideal_settings = EvalSettings(runtime="ideal", quant_scheme="both")
     ideal = predict_costs(problem, params, ideal_settings, (8, 8), 10)
     assert ideal["model_size_bytes"] > 0
+
+
+def test_an_lstm_is_counted_as_tflm_runs_its_unrolled_int8_graph():
+    problem = get_problem("digits_rnn")
+    params = dict(problem.space.reference)  # one LSTM layer of 64 over 8 steps
+    s = EvalSettings(epochs=1, keep_model=False)  # quant_scheme = post
+    predicted = predict_costs(problem, params, s, (8, 8), 10)
+    # the flatbuffer and arena of the reference LSTM's TFLM artifact (issue 14's note)
+    assert predicted["model_size_bytes"] == 95_928
+    assert predicted["working_memory_bytes"] == 44_976
+    result = evaluate(problem, params, s)
+    assert result.status == COMPLETED
+    assert {k: getattr(result, k) for k in predicted} == predicted
+    # the stored accuracy is the int8 twin's (quantize:post), not the float network's
+    stages = [h["stage"] for h in result.history]
+    assert stages[-1] == "quantize:post"
+    # both is post under TFLM: the same network, the same figures
+    same = evaluate(problem, params, EvalSettings(epochs=1, keep_model=False, quant_scheme="both"))
+    assert same.accuracy_val == result.accuracy_val
+    # ideal does not count TFLM's int8 LSTM: one error that says what to set
+    with pytest.raises(CompressionError, match=r"runtime = ideal does not count"):
+        predict_costs(problem, params, EvalSettings(runtime="ideal"), (8, 8), 10)
 
 
 @pytest.mark.parametrize("scheme", ["none", "dynamic"])
