@@ -78,4 +78,23 @@ def recurrent_int8(
             raise DeployError("tflite: calibration needs at least one input batch")
         q = quantizer.Quantizer(path)
         q.load_quantization_recipe(recipe.static_wi8_ai8())
-        return bytes(q.quantize(q.calibrate({"serving_default": samples})).quantized_model)
+        return _inline(bytes(q.quantize(q.calibrate({"serving_default": samples})).quantized_model))
+
+
+def _inline(data: bytes) -> bytes:
+    """The model with every buffer inside the flatbuffer.
+
+    From 256 KiB of weights on, AI Edge Quantizer writes the large buffers after the
+    flatbuffer, by offset; TFLM does not read those and would run the model without its
+    weights. Reading the model back (the reader takes the data in) and writing it again
+    with the quantizer's own writer puts them inside, as for a smaller model.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    root = schema.Model.GetRootAsModel(data, 0)
+    if not any(root.Buffers(i).Offset() > 1 for i in range(root.BuffersLength())):
+        return data
+    model = tfl_flatbuffer_utils.read_model(data)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

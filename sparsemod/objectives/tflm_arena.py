@@ -43,7 +43,7 @@ The smallest arena is the largest of these needs, to 16 B: what ``sparsemod.depl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparsemod.objectives.tflm_graph import Graph
@@ -52,8 +52,10 @@ ALIGN = 16
 _BASE_TAIL = 480
 _BASE_MISALIGN = 8
 _DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4, "int64": 8, "bool": 1}
-# Bytes of the builtin parameter struct TFLM's parser allocates per op kind.
-_BUILTIN = {
+# Bytes of the builtin parameter struct TFLM's parser allocates per op kind (for the
+# converter's files: a file that writes more options, e.g. AI Edge Quantizer's QUANTIZE
+# options, passes its own to :func:`allocate`).
+BUILTIN = {
     "RESHAPE": 36, "MUL": 4, "ADD": 8, "CONCATENATION": 8, "FULLY_CONNECTED": 32,
     "CONV_2D": 28, "DEPTHWISE_CONV_2D": 28, "MAX_POOL_2D": 40, "AVERAGE_POOL_2D": 40,
     "MEAN": 4,
@@ -62,7 +64,7 @@ _BUILTIN = {
 _OPDATA = {
     "FULLY_CONNECTED": 72, "CONV_2D": 80, "DEPTHWISE_CONV_2D": 80, "MAX_POOL_2D": 32,
     "AVERAGE_POOL_2D": 32, "QUANTIZE": 32, "ADD": 60, "TANH": 16, "LOGISTIC": 16,
-    "MUL": 40, "CONCATENATION": 136, "MEAN": 64,
+    "MUL": 40, "CONCATENATION": 80, "MEAN": 64,
 }
 _PER_CHANNEL = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 # Struct sizes of the 64-bit host build.
@@ -244,10 +246,13 @@ def _prepare(a: _Allocator, graph: Graph, op) -> None:
 
 
 def allocate(
-    graph: Graph, prepare: Callable[[_Allocator, Graph, Any], None] = _prepare
+    graph: Graph,
+    prepare: Callable[[_Allocator, Graph, Any], None] = _prepare,
+    builtin: Mapping[str, int] = BUILTIN,
 ) -> tuple[dict[str, int], int]:
     """``MicroInterpreter::AllocateTensors`` step by step; ``prepare(allocator, graph, op)``
-    replays one kernel's Prepare (:func:`_prepare`, or a caller's that handles more kinds).
+    replays one kernel's Prepare (:func:`_prepare`, or a caller's that handles more kinds);
+    ``builtin`` is the parser's parameter bytes per op kind in this file.
 
     Returns:
         The persistent tail by part (see :func:`arena_tail`) and the smallest arena
@@ -258,8 +263,8 @@ def allocate(
     a.persistent("tensors", 24 * len(graph.tensors), 8)
     a.persistent("nodes", 64 * len(graph.ops), 8)
     for op in graph.ops:
-        if op.kind in _BUILTIN:
-            a.persistent("op_data", _BUILTIN[op.kind], 4)
+        if op.kind in builtin:
+            a.persistent("op_data", builtin[op.kind], 4)
     for op in graph.ops:
         if op.kind in _OPDATA:
             a.persistent("op_data", _OPDATA[op.kind], ALIGN)

@@ -37,7 +37,6 @@ from torch import nn
 from sparsemod.errors import MeasureError
 from sparsemod.objectives import tflm_arena as arena
 from sparsemod.objectives.tflm import OpCost, TflmCosts
-from sparsemod.objectives.tflm_arena import _align
 from sparsemod.objectives.tflm_flatbuffer import _Builder
 from sparsemod.objectives.tflm_graph import Graph, Op, Tensor, _fullname
 
@@ -47,11 +46,9 @@ _CODES = {"FULLY_CONNECTED": (9, 9, 5), "RESHAPE": (22, 22, 1), "SLICE": (65, 65
           "CONCATENATION": (2, 2, 1), "QUANTIZE": (114, 0, 1)}
 _OPTIONS = ("FULLY_CONNECTED", "ADD", "CONCATENATION", "MUL")  # have an options table
 _METADATA = (("min_runtime_version", 16), ("keep_stablehlo_constant", 4))
-_SMALL_MODEL = 256 * 1024  # model_modifier: buffers packed inside below this
-_EXTERNAL = 1024  # ... counting buffers of at least this many bytes
 _MAX_CONCAT = 10  # kMaxInputNum of TFLM's CONCATENATION
-_MY_OPDATA = {**arena._OPDATA, "CONCATENATION": 80}  # this build's kernels (measured)
-_MY_BUILTIN = {**arena._BUILTIN, "QUANTIZE": 4}
+# the quantizer writes QuantizeOptions, whose parameters TFLM's parser allocates
+_BUILTIN = {**arena.BUILTIN, "QUANTIZE": 4}
 _BUILD_RNN = ("torch.nn.modules.container.Sequential", "sparsemod.builders.rnn.LastStep",
               "torch.nn.modules.rnn.LSTM", "torch.nn.modules.linear.Linear")
 _CELL0 = ("LOGISTIC", "TANH", "LOGISTIC")
@@ -269,15 +266,9 @@ class _PyBuilder(_Builder):
             self.size += 2 * (top + 1) + 4
 
 
-def _packed(graph: Graph) -> int:
-    """The bytes of the buffers ``model_modifier`` would write after the flatbuffer."""
-    return sum(_align(t.data) for t in graph.tensors if t.data >= _EXTERNAL)
-
-
 def file_bytes(graph: Graph) -> int:
     """The length of the file the quantizer writes for a :func:`lstm_graph`."""
-    tensors, packed = graph.tensors, _packed(graph)
-    external = packed >= _SMALL_MODEL
+    tensors = graph.tensors
     data = sorted((t.buffer, t.data) for t in tensors if t.data)
     own = [d for n, d in data if n <= len(data) - sum(not t.rank for t in tensors if t.data)]
     sizes = [0, *own, *(d for _, d in _METADATA), *(d for _, d in data[len(own):])]
@@ -311,11 +302,10 @@ def file_bytes(graph: Graph) -> int:
     b.table([(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)])
     b.vector(1, 4)  # subgraphs
     b.string(len("MLIR Converted."))
-    for size in sizes:  # a buffer after the flatbuffer has its offset and size (u64)
-        outside = external and size >= _EXTERNAL
-        if size and not outside:
+    for size in sizes:  # every buffer inside (sparsemod.deploy writes large ones back in)
+        if size:
             b.vector(size, 1)
-        b.table([(1, 8), (2, 8)] if outside else [(0, 4)] * bool(size))
+        b.table([(0, 4)] * bool(size))
     b.vector(len(sizes), 4)
     for name, _ in _METADATA:
         b.string(len(name))
@@ -328,53 +318,7 @@ def file_bytes(graph: Graph) -> int:
         b.table(fields)
         b.vector(1, 4)
     b.table([(0, 4), (1, 4), (2, 4), (3, 4), (4, 4), (6, 4), (7, 4)])
-    return _align(b.finish()) + packed if external else b.finish()
-
-
-def lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
-    """Each planned tensor's (first, last) step; constants whose data is written after the
-    flatbuffer are planned too, from the start (TFLM's ``first_created`` -1)."""
-    outside = _packed(graph) >= _SMALL_MODEL
-    first: dict[int, int] = {t: 0 for t in graph.inputs}; last = dict(first)  # noqa: E702
-    for step, op in enumerate(graph.ops, 1):
-        for t in op.outputs:
-            first.setdefault(t, step)
-        for t in (*op.inputs, *op.outputs):
-            last[t] = step
-    last.update({t: len(graph.ops) for t in graph.outputs})
-    return {t: (first.get(t, 0), last[t]) for t in sorted(last) if not graph.tensors[t].data
-            or outside and graph.tensors[t].data >= _EXTERNAL}
-
-
-def allocate(graph: Graph) -> tuple[dict[str, int], int, int]:
-    """``tflm_arena.allocate`` with this build's kernel sizes and :func:`lifetimes`: the
-    tail by part, the smallest arena and the head."""
-    live = lifetimes(graph)
-    t = graph.tensors
-    head = arena.greedy_plan([(_align(arena.tensor_bytes(t[i].shape, t[i].dtype)), f, la)
-                              for i, (f, la) in live.items()])
-    a = arena._Allocator()
-    a.reset(16 * 12)  # InitScratchBufferData
-    a.persistent("tensors", 24 * len(graph.tensors), 8)
-    a.persistent("nodes", 64 * len(graph.ops), 8)
-    for table, align in ((_MY_BUILTIN, 4), (_MY_OPDATA, arena.ALIGN)):
-        for op in graph.ops:
-            if op.kind in table:
-                a.persistent("op_data", table[op.kind], align)
-    for op in graph.ops:
-        arena._prepare(a, graph, op)
-        a.reset(a.head)
-    a.temp(8, 8)  # CommitStaticMemoryPlan: offsets, AllocationInfo, the planner
-    a.temp(32 * len(graph.tensors), 8)
-    a.need = max(a.need, _align(a.used) + _align(a.top) + 40 * len(live))
-    a.reset(head)
-    a.need = max(a.need, a.used + a.head)
-    for group in (graph.inputs, graph.outputs):
-        a.persistent("io", 8 * len(group), arena.ALIGN)
-        for i in group:  # TfLiteTensor, its quantization and zero points
-            for size, align in ((64, 8), (24, 8), (4 + 4 * t[i].scales, 4)):
-                a.persistent("io", size, align)
-    return a.parts, _align(a.need), head
+    return b.finish()
 
 
 def lower_lstm(model: nn.Module, example: torch.Tensor) -> Graph:
@@ -391,8 +335,8 @@ def lower_lstm(model: nn.Module, example: torch.Tensor) -> Graph:
 
 def lstm_costs(graph: Graph) -> TflmCosts:
     """Flash and arena of a :func:`lower_lstm` graph as TFLM runs it."""
-    (parts, smallest, planned), t = allocate(graph), graph.tensors
-    tail = sum(parts.values())
+    (parts, smallest), t = arena.allocate(graph, builtin=_BUILTIN), graph.tensors
+    planned, tail = arena.arena_head(graph), sum(parts.values())
     ops = tuple(OpCost(op.kind, op.layer, sum(t[i].data for i in op.inputs if i >= 0),
                        sum(arena.tensor_bytes(t[i].shape, t[i].dtype) for i in op.outputs))
                 for op in graph.ops)

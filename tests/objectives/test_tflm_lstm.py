@@ -28,6 +28,7 @@ _GRID = [
     (8, 1, 4, 3, 2), (33, 1, 4, 8, 10), (64, 1, 8, 8, 2), (128, 1, 4, 3, 10),
     (20, 1, 2, 5, 3), (8, 2, 4, 3, 2), (13, 2, 8, 8, 10), (33, 2, 4, 3, 2),
     (16, 2, 1, 3, 2),  # one step: no unrolling
+    (128, 2, 10, 64, 10),  # over 256 KiB of weights, which the quantizer wrote outside
 ]
 
 
@@ -126,3 +127,8 @@ def test_agrees_with_tflm_exactly(measured, key):
     assert costs.arena_activations == report.memory_split["activations"]
     assert costs.arena_persistent == report.memory_split["persistent"]
     assert [op.kind for op in costs.ops] == artifact.meta["ops"]
+    # every buffer inside the flatbuffer, where TFLM reads its weights
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(artifact.data, 0)
+    assert all(model.Buffers(i).Offset() == 0 for i in range(model.BuffersLength()))
