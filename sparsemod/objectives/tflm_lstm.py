@@ -15,13 +15,12 @@ names are stored (module locations; ``arith.constant`` for constants ops share).
 
 **Flash** replays the quantizer's writer, the flatbuffers Python object API: objects depth
 first in schema order, fields in declaration order, defaults left out, a vtable reused
-when its field offsets match (whatever the object size), data 1-aligned. When buffers of
-1 KiB or more add up to 256 KiB, they go after the flatbuffer, 16-aligned; TFLM then reads
-no data for them and plans them in the arena like activations (that model runs without
-its weights: a bug of the deploy path, counted here as it runs).
-**Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay with this build's kernels
-(``CONCATENATION``'s OpData is 80 B, a ``QUANTIZE`` takes 4 B). TFLM's ``CONCATENATION``
-takes at most 10 inputs: longer sequences do not run.
+when its field offsets match (whatever the object size), data 1-aligned, every buffer
+inside (from 256 KiB of weights on, the quantizer writes them after the flatbuffer, where
+TFLM does not read them; ``sparsemod.deploy`` writes such a model again, inside).
+**Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay (the quantizer's ``QUANTIZE``
+options take 4 B). TFLM's ``CONCATENATION`` takes at most 10 inputs: longer sequences do
+not run, and :func:`lower_lstm` refuses them.
 **Data-dependent bytes**, not modelled: no ``QUANTIZE`` when h_t's calibrated range equals
 the concatenation's (-1 op and tensor: about -250 B flash, -120 B arena), no bias copy
 when two steps' input scales are equal (-16H-120 B flash), constants equal by value merged."""
