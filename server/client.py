@@ -45,8 +45,8 @@ def load_model_bytes(
 
         # torch.export.load(io.BytesIO(data)).module(), allowed to switch to eval mode
         return load_exported(data)
-    if format not in ("state_dict", "lstm_int8"):
-        raise ConfigError(f"model format {format!r} is not 'exported', 'state_dict' or 'lstm_int8'")
+    if format not in ("state_dict", "rnn_int8"):
+        raise ConfigError(f"model format {format!r} is not 'exported', 'state_dict' or 'rnn_int8'")
     if meta is None:
         raise ConfigError(f"a {format} model needs its meta (GET /api/v1/trials/{{id}})")
     from sparsemod.problems import get_problem

@@ -160,7 +160,7 @@ class ModelInfo(BaseModel):
     """A stored deployed model: how to load the bytes of ``url``."""
 
     format: str = Field(
-        description="exported (torch.export of an int8 model), state_dict or lstm_int8"
+        description="exported (torch.export of an int8 model), state_dict or rnn_int8"
     )
     sha256: str
     size: int

@@ -26,7 +26,7 @@ Format = Annotated[
         "model (int8, converted on request)",
     ),
 ]
-_SUFFIX = {"exported": ".pt2", "state_dict": ".pt", "lstm_int8": ".pt"}
+_SUFFIX = {"exported": ".pt2", "state_dict": ".pt", "rnn_int8": ".pt"}
 _NOT_FOUND = {404: error("no such trial, or no stored model")}
 _INVALID = {422: error("a parameter is not valid")}
 

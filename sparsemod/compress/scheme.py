@@ -24,8 +24,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from sparsemod.compress.lstm_int8 import LstmInt8
 from sparsemod.compress.pt2e import load_exported
+from sparsemod.compress.rnn_int8 import RnnInt8
 from sparsemod.compress.structured import shrink_to_state
 from sparsemod.core.results import ModelArtifact
 from sparsemod.errors import ConfigError
@@ -33,9 +33,9 @@ from sparsemod.errors import ConfigError
 # ``exported``: ``torch.export.save`` of a PT2E int8 program, loaded without the builder.
 # ``state_dict``: the deployed model's state dict, loaded into the builder's network once the
 # scheme has rebuilt it (:meth:`QuantScheme.rebuild`).
-# ``lstm_int8``: the state dict of an LSTM network's TFLM int8 twin (:mod:`.lstm_int8`: the
+# ``rnn_int8``: the state dict of an LSTM network's TFLM int8 twin (:mod:`.rnn_int8`: the
 # float network and its activations' ranges), loaded into the builder's network wrapped.
-ARTIFACT_FORMATS = ("exported", "state_dict", "lstm_int8")
+ARTIFACT_FORMATS = ("exported", "state_dict", "rnn_int8")
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,11 @@ class QuantScheme:
         """The artifact of a model :meth:`apply` returned: (format, data).
 
         The default is ``state_dict``, which :meth:`load` reads back with :meth:`rebuild`
-        (``lstm_int8`` for an LSTM network's TFLM int8 twin).
+        (``rnn_int8`` for an LSTM network's TFLM int8 twin).
         """
         buf = io.BytesIO()
         torch.save(deployed.state_dict(), buf)
-        return "lstm_int8" if isinstance(deployed, LstmInt8) else "state_dict", buf.getvalue()
+        return "rnn_int8" if isinstance(deployed, RnnInt8) else "state_dict", buf.getvalue()
 
     def rebuild(self, model: nn.Module) -> nn.Module:
         """The builder's float network made into this scheme's deployed structure.
@@ -143,8 +143,8 @@ class QuantScheme:
                               f"{', '.join(ARTIFACT_FORMATS)}")  # fmt: skip
         model = build()
         state = torch.load(io.BytesIO(artifact.data), map_location="cpu", weights_only=True)
-        if artifact.format == "lstm_int8":
-            model = LstmInt8(model, torch.zeros(1, *artifact.input_shape))
+        if artifact.format == "rnn_int8":
+            model = RnnInt8(model, torch.zeros(1, *artifact.input_shape))
             model.load_state_dict(state)
             return model.eval()
         shrink_to_state(model, state)

@@ -3,7 +3,7 @@
 * ``none``: the float network.
 * ``post``: static post-training int8 through PT2E (:mod:`.pt2e`), calibrated on training
   batches, saved with ``torch.export.save``; an LSTM network (which PT2E cannot quantize)
-  becomes its TFLM int8 twin (:mod:`.lstm_int8`), the network TFLM runs.
+  becomes its TFLM int8 twin (:mod:`.rnn_int8`), the network TFLM runs.
 * ``dynamic``: int8 weights (per output channel, symmetric) for Linear / LSTM / GRU with
   the activations quantized on the fly. Neither torchao nor a non-deprecated torch API
   quantizes LSTM / GRU dynamically, so these are sparsemod's own small layers
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from sparsemod.compress.dynamic_int8 import swap_dynamic
-from sparsemod.compress.lstm_int8 import LstmInt8, is_static_lstm
 from sparsemod.compress.pt2e import has_recurrent, is_exported, save_exported, static_pt2e
+from sparsemod.compress.rnn_int8 import RnnInt8, is_static_rnn
 from sparsemod.compress.scheme import QuantLayout, QuantScheme, cpu_copy
 from sparsemod.compress.static_int8 import convert_both
 from sparsemod.objectives.size import SCALE_BYTES, ZERO_POINT_BYTES
@@ -53,8 +53,8 @@ class PostStatic(QuantScheme):
         self, model: nn.Module, calibration: Iterable[torch.Tensor], example: torch.Tensor
     ) -> nn.Module:
         """Static int8 of a copy of ``model`` (see :meth:`QuantScheme.apply`)."""
-        if is_static_lstm(model):
-            return LstmInt8(cpu_copy(model), example.cpu()).calibrate(calibration)
+        if is_static_rnn(model):
+            return RnnInt8(cpu_copy(model), example.cpu()).calibrate(calibration)
         return static_pt2e(cpu_copy(model), calibration, example.cpu())
 
     def predict_layout(self, model: nn.Module, example: torch.Tensor) -> QuantLayout:
@@ -67,8 +67,8 @@ class PostStatic(QuantScheme):
         each conv / linear output's but the last (the logits leave in float); pooling and
         reshapes reuse their input's.
         """
-        if is_static_lstm(model):
-            return QuantLayout(LstmInt8(model, example))
+        if is_static_rnn(model):
+            return QuantLayout(RnnInt8(model, example))
         layers = sum(isinstance(m, self.int8_layers) for m in model.modules())
         return QuantLayout(
             model,

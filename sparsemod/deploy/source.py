@@ -79,11 +79,11 @@ def float_network(artifact: ModelArtifact, problem: Problem) -> tuple[nn.Module,
     """
     if artifact.format == "exported":
         return _strip_exported(load_exported(artifact.data))
-    if artifact.format not in ("state_dict", "lstm_int8"):
+    if artifact.format not in ("state_dict", "rnn_int8"):
         raise DeployError(f"model format {artifact.format!r} is not one of "
-                          "exported, state_dict, lstm_int8")  # fmt: skip
+                          "exported, state_dict, rnn_int8")  # fmt: skip
     model = load_model(artifact, problem)
-    if artifact.format == "lstm_int8":  # the twin quantizes its float network on the fly
+    if artifact.format == "rnn_int8":  # the twin quantizes its float network on the fly
         return model.network.eval(), "the stored TFLM int8 LSTM network's float weights"
     if artifact.quant_scheme == "none":
         return model, "the stored float state dict"

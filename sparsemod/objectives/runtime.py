@@ -41,7 +41,7 @@ from torch import nn
 
 from sparsemod.combinations import check_runtime
 from sparsemod.compress.cluster import int8_distinct, layer_width
-from sparsemod.compress.lstm_int8 import LstmInt8, is_static_lstm
+from sparsemod.compress.rnn_int8 import RnnInt8, is_static_rnn
 from sparsemod.core.boards import Board
 from sparsemod.errors import BuildError, CompressionError, MeasureError
 from sparsemod.objectives.executorch_cost import program_costs
@@ -122,9 +122,9 @@ class CostModel:
             MeasureError: the network cannot be traced.
         """
         graph = self._graph(float_model, example) if self._lowers else None
-        lstm = is_static_lstm(float_model)
+        lstm = is_static_rnn(float_model)
         if self.runtime == "ideal":
-            if isinstance(deployed, LstmInt8):
+            if isinstance(deployed, RnnInt8):
                 raise CompressionError(
                     "quant_scheme: 'post' quantizes an LSTM network as TFLM runs it, which "
                     f"runtime = {self.runtime} does not count; set runtime = tflm, or "
@@ -182,7 +182,7 @@ class CostModel:
 
     def _graph(self, model: nn.Module, example: torch.Tensor) -> Graph:
         try:
-            if is_static_lstm(model):  # the graph litert unrolls and AI Edge Quantizer writes
+            if is_static_rnn(model):  # the graph litert unrolls and AI Edge Quantizer writes
                 graph = lower_lstm(model, example)
                 graph.traced = trace(model, example)
                 return graph

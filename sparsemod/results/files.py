@@ -31,7 +31,7 @@ from sparsemod.results.plots import pareto_png
 if TYPE_CHECKING:
     from sparsemod.evaluate import ModelArtifact
 
-MODEL_SUFFIX = {"exported": ".pt2", "state_dict": ".pt", "lstm_int8": ".pt"}
+MODEL_SUFFIX = {"exported": ".pt2", "state_dict": ".pt", "rnn_int8": ".pt"}
 """The model file's suffix by :attr:`ModelArtifact.format`."""
 _MODEL_FILE = re.compile(r"^trial_(\d+)\.(pt2|pt|json)$")
 

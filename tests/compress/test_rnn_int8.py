@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from sparsemod.builders.rnn import build_rnn, rnn_space
-from sparsemod.compress.lstm_int8 import LstmInt8, affine, fake, is_static_lstm
+from sparsemod.builders.rnn import LastStep, build_rnn, rnn_space
+from sparsemod.compress.rnn_int8 import RnnInt8, affine, fake, is_static_rnn
 from sparsemod.compress.schemes import PostStatic
 from sparsemod.core.results import ModelArtifact
 from sparsemod.data.digits import load_digits_sequences
@@ -27,9 +27,9 @@ RUNTIMES = ("litert_torch", "ai_edge_quantizer", "tflite_micro")
 MISSING = [m for m in RUNTIMES if importlib.util.find_spec(m) is None]
 
 
-def _lstm(hidden=16, layers=1, steps=8, features=8, seed=0) -> nn.Module:
+def _lstm(hidden=16, layers=1, steps=8, features=8, seed=0, cell="lstm") -> nn.Module:
     torch.manual_seed(seed)
-    params = {**rnn_space().reference, "hidden": hidden, "num_layers": layers}
+    params = {**rnn_space().reference, "hidden": hidden, "num_layers": layers, "cell": cell}
     return build_rnn(params, (steps, features), 10).eval()
 
 
@@ -47,19 +47,19 @@ def test_activation_grid_is_ai_edge_quantizers():
 
 def test_ranges_are_a_moving_average_over_samples_in_order():
     model = _lstm(hidden=8, steps=3, features=2)
-    twin = LstmInt8(model, torch.zeros(1, 3, 2))
+    twin = RnnInt8(model, torch.zeros(1, 3, 2))
     x = torch.zeros(3, 3, 2)
     x[:, 0, 0] = torch.tensor([1.0, 2.0, 3.0])  # per-sample max of the input: 1, 2, 3
     twin.calibrate([x[:2], x[2:]])  # batches are cut into samples, in order
     lo, hi = twin.ranges[twin.names.index("input")]
     # 1 -> 0.95 * 1 + 0.05 * 2 -> 0.95 * 1.05 + 0.05 * 3
     assert float(hi) == pytest.approx(1.1475) and float(lo) == 0.0
-    reordered = LstmInt8(model, torch.zeros(1, 3, 2)).calibrate([x.flip(0)])
+    reordered = RnnInt8(model, torch.zeros(1, 3, 2)).calibrate([x.flip(0)])
     assert float(reordered.ranges[0, 1]) == pytest.approx(0.95**2 * 3 + 0.05 * 0.95 * 2 + 0.05)
 
 
 def test_the_unrolled_graph_has_the_converters_tensors():
-    twin = LstmInt8(_lstm(hidden=8, steps=3, features=2), torch.zeros(1, 3, 2))
+    twin = RnnInt8(_lstm(hidden=8, steps=3, features=2), torch.zeros(1, 3, 2))
     # step 0 has no recurrent product (b_hh is a constant) and no forget gate; the last
     # step's h is written straight into the concatenated sequence
     assert twin.names == [
@@ -67,7 +67,7 @@ def test_the_unrolled_graph_has_the_converters_tensors():
         "l0.hh1", "l0.g1", "l0.ig1", "l0.fc1", "l0.c1", "l0.h1",
         "l0.hh2", "l0.g2", "l0.ig2", "l0.fc2", "l0.c2", "l0.seq", "fc2",
     ]  # fmt: skip
-    two = LstmInt8(_lstm(hidden=8, layers=2, steps=2, features=2), torch.zeros(1, 2, 2))
+    two = RnnInt8(_lstm(hidden=8, layers=2, steps=2, features=2), torch.zeros(1, 2, 2))
     assert [n for n in two.names if n.endswith(".seq")] == ["l0.seq", "l1.seq"]
     assert len(two.names) == 1 + 2 * 11 + 1  # per layer: ih, b_hh, 3 at step 0, 5 at step 1, seq
 
@@ -75,7 +75,7 @@ def test_the_unrolled_graph_has_the_converters_tensors():
 def test_the_int8_twin_stays_close_to_the_float_network():
     model = _lstm(hidden=32)
     x = torch.randn(64, 8, 8)
-    twin = LstmInt8(model, x[:1]).calibrate([x])
+    twin = RnnInt8(model, x[:1]).calibrate([x])
     with torch.no_grad():
         ref, out = model(x), twin(x)
     # an untrained network's logits lie close together: most argmaxes still agree
@@ -92,9 +92,9 @@ def test_post_quantizes_an_lstm_network_to_its_twin_and_stores_it_to_load_back()
     x = torch.randn(16, 8, 8)
     scheme = PostStatic()
     deployed = scheme.apply(model, [x], x[:1])
-    assert isinstance(deployed, LstmInt8)
+    assert isinstance(deployed, RnnInt8)
     fmt, data = scheme.save(deployed, x[:1])
-    assert fmt == "lstm_int8"
+    assert fmt == "rnn_int8"
     params = {**rnn_space().reference, "hidden": 16}
     artifact = ModelArtifact(fmt, data, params, (8, 8), 10, "post")
 
@@ -108,21 +108,37 @@ def test_post_quantizes_an_lstm_network_to_its_twin_and_stores_it_to_load_back()
 
 def test_a_network_the_twin_does_not_take_is_refused_by_name():
     gru = build_rnn({**rnn_space().reference, "cell": "gru"}, (8, 8), 10)
-    assert not is_static_lstm(gru)
-    assert is_static_lstm(_lstm())
+    assert is_static_rnn(gru) and is_static_rnn(_lstm())
+    both_ways = nn.Sequential(LastStep(nn.GRU(8, 16, batch_first=True, bidirectional=True)),
+                              nn.Linear(32, 10))  # fmt: skip
+    assert not is_static_rnn(both_ways)
     with pytest.raises(CompressionError, match="cannot quantize this recurrent network"):
-        PostStatic().apply(gru, [torch.randn(4, 8, 8)], torch.randn(1, 8, 8))
+        PostStatic().apply(both_ways, [torch.randn(4, 8, 8)], torch.randn(1, 8, 8))
+    with pytest.raises(CompressionError, match="one-directional GRU"):
+        RnnInt8(both_ways, torch.zeros(1, 8, 8))
     odd = nn.Sequential(_lstm()[0], nn.Tanh(), nn.Linear(64, 10))
     with pytest.raises(CompressionError, match=r"layer 1 \(Tanh\)"):
-        LstmInt8(odd, torch.zeros(1, 8, 8))
+        RnnInt8(odd, torch.zeros(1, 8, 8))
     with pytest.raises(CompressionError, match="at least one input batch"):
-        LstmInt8(_lstm(), torch.zeros(1, 8, 8)).calibrate([])
+        RnnInt8(_lstm(), torch.zeros(1, 8, 8)).calibrate([])
 
 
-def _trained(hidden: int, layers: int, epochs: int, seed: int):
+def test_a_gru_step_has_the_converters_tensors():
+    params = {**rnn_space().reference, "cell": "gru", "hidden": 8}
+    twin = RnnInt8(build_rnn(params, (2, 2), 10), torch.zeros(1, 2, 2))
+    # step 0: the recurrent biases are constants, h - n is 0 - n; the last h goes
+    # straight into the concatenated sequence
+    assert twin.names == [
+        "input", "l0.ih", "l0.b_h0", "l0.b_h1", "l0.b_h2",
+        "l0.r0", "l0.z0", "l0.rn0", "l0.n0", "l0.d0", "l0.zd0", "l0.h0",
+        "l0.hh1", "l0.r1", "l0.z1", "l0.rn1", "l0.n1", "l0.d1", "l0.zd1", "l0.seq", "fc2",
+    ]  # fmt: skip
+
+
+def _trained(hidden: int, layers: int, epochs: int, seed: int, cell: str = "lstm"):
     splits = load_digits_sequences(0)
     x, y = tensors_of(splits.train)
-    model = _lstm(hidden, layers, seed=seed)
+    model = _lstm(hidden, layers, seed=seed, cell=cell)
     model.train()
     opt = torch.optim.Adam(model.parameters(), 0.005)
     g = torch.Generator().manual_seed(seed)
@@ -137,16 +153,20 @@ def _trained(hidden: int, layers: int, epochs: int, seed: int):
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (sparsemod[tflite])")
-@pytest.mark.parametrize(("hidden", "layers", "epochs"), [(32, 1, 4), (16, 2, 3)])
-def test_the_twin_predicts_what_tflm_runs(hidden, layers, epochs):
+@pytest.mark.parametrize(
+    ("cell", "hidden", "layers", "epochs"),
+    # one of each cell (the one-layer LSTM: tests/deploy/test_tflite.py's search)
+    [("lstm", 16, 2, 3), ("gru", 12, 2, 3)],
+)
+def test_the_twin_predicts_what_tflm_runs(cell, hidden, layers, epochs):
     from tflite_micro.python.tflite_micro import runtime
 
     from sparsemod.deploy.tflite_quantize import recurrent_int8
 
-    model, splits = _trained(hidden, layers, epochs, seed=hidden)
+    model, splits = _trained(hidden, layers, epochs, seed=hidden, cell=cell)
     xte, yte = tensors_of(splits.test)
     calibration = list(calibration_batches(splits, EvalSettings()))
-    twin = LstmInt8(model, xte[:1]).calibrate(calibration)
+    twin = RnnInt8(model, xte[:1]).calibrate(calibration)
     interpreter = runtime.Interpreter.from_bytes(
         recurrent_int8(model, xte[:1], calibration), arena_size=1 << 20
     )
