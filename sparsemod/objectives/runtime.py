@@ -126,7 +126,7 @@ class CostModel:
         if self.runtime == "ideal":
             if isinstance(deployed, RnnInt8):
                 raise CompressionError(
-                    "quant_scheme: 'post' quantizes an LSTM network as TFLM runs it, which "
+                    "quant_scheme: 'post' quantizes an LSTM or GRU network as TFLM runs it, which "
                     f"runtime = {self.runtime} does not count; set runtime = tflm, or "
                     "quant_scheme = both or dynamic"
                 )

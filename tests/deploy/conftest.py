@@ -69,7 +69,7 @@ def rnn_search(tmp_path_factory) -> Searched:
 @pytest.fixture(scope="session")
 def rnn_tflm_search(tmp_path_factory) -> Searched:
     """The reference LSTM under the defaults: runtime = tflm, quant_scheme = post (its
-    stored model is the TFLM int8 twin, sparsemod.compress.lstm_int8)."""
+    stored model is the TFLM int8 twin, sparsemod.compress.rnn_int8)."""
     return run_search(
         tmp_path_factory.mktemp("rnn_tflm"),
         "digits_rnn",
