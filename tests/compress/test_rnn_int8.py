@@ -183,11 +183,12 @@ def test_the_twin_predicts_what_tflm_runs(cell, hidden, layers, epochs):
         q = np.clip(np.round(x[None] / scale) + zero, -128, 127).astype(np.int8)
         interpreter.set_input(q, 0)
         interpreter.invoke()
-        tflm.append(int(interpreter.get_output(0).argmax()))
-    ours = twin(xte).argmax(1).numpy()
-    # float ops rounded to each tensor's grid against TFLM's integer kernels (its LOGISTIC,
-    # TANH and rescaling round differently by an LSB here and there): measured 0 to 2 of
-    # the 270 test samples apart, 2 on this weak two-layer network
-    assert int((ours != np.array(tflm)).sum()) <= 2
-    acc = lambda p: float((np.asarray(p) == yte.numpy()).mean())  # noqa: E731
-    assert abs(acc(ours) - acc(tflm)) <= 2 / len(yte) + 1e-9
+        tflm.append(interpreter.get_output(0).astype(np.int64))
+    tflm = np.concatenate(tflm)
+    o_scale, o_zero = twin.params(twin.names[-1])
+    ours = torch.round(twin(xte).double() / o_scale).long().numpy() + o_zero
+    # TFLM's integer arithmetic replayed: the same predictions, and the int8 logits equal
+    # but for a step on a few values (0 on the GRU, 4 of 2,700 on the LSTM when measured)
+    assert (ours.argmax(1) == tflm.argmax(1)).all()
+    assert np.abs(ours - tflm).max() <= 1
+    assert (ours != tflm).mean() <= 0.005
