@@ -52,6 +52,7 @@ from sparsemod.objectives.latency import ops_latency
 from sparsemod.objectives.measure import measure_all
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import Graph, lower
+from sparsemod.objectives.tflm_gru import gru_costs, lower_gru
 from sparsemod.objectives.tflm_lstm import lower_lstm, lstm_costs
 from sparsemod.objectives.tflm_lut import LUT_OPS, Lut, lut_costs
 from sparsemod.objectives.tracer import trace
@@ -122,7 +123,7 @@ class CostModel:
             MeasureError: the network cannot be traced.
         """
         graph = self._graph(float_model, example) if self._lowers else None
-        lstm = is_static_rnn(float_model)
+        recurrent = is_static_rnn(float_model)
         if self.runtime == "ideal":
             if isinstance(deployed, RnnInt8):
                 raise CompressionError(
@@ -144,9 +145,10 @@ class CostModel:
                 pte = program_costs(program)
                 size, memory, traced = pte.pte_bytes, pte.planned_bytes, program.traced
             else:
-                lut = self.compression == "lut" and lut_bits and not lstm
+                lut = self.compression == "lut" and lut_bits and not recurrent
                 luts = lut_choice(graph, float_model, lut_bits) if lut else []
-                tflm = (lstm_costs(graph) if lstm else lut_costs(graph, luts) if luts
+                tflm = (_RNN[_cell(float_model)][1](graph) if recurrent
+                        else lut_costs(graph, luts) if luts
                         else graph_costs(graph))  # fmt: skip
                 size, memory, traced = tflm.flatbuffer_bytes, tflm.arena_bytes, graph.traced
             f = graph_flops(traced)
@@ -183,7 +185,7 @@ class CostModel:
     def _graph(self, model: nn.Module, example: torch.Tensor) -> Graph:
         try:
             if is_static_rnn(model):  # the graph litert unrolls and AI Edge Quantizer writes
-                graph = lower_lstm(model, example)
+                graph = _RNN[_cell(model)][0](model, example)
                 graph.traced = trace(model, example)
                 return graph
             return lower(model, example)
@@ -192,6 +194,14 @@ class CostModel:
                 f"the network does not deploy to TFLM ({exc}); set runtime = ideal and "
                 "latency_model = flops to search it with sparsemod's own counts"
             ) from None
+
+
+# A recurrent network's TFLM graph and costs, by its cell (litert unrolls each differently).
+_RNN = {nn.LSTM: (lower_lstm, lstm_costs), nn.GRU: (lower_gru, gru_costs)}
+
+
+def _cell(model: nn.Module) -> type[nn.Module]:
+    return type(model[0].rnn)
 
 
 def lut_choice(graph: Graph, model: nn.Module, bits: int) -> list[Lut]:

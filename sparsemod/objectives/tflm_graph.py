@@ -30,8 +30,9 @@ two locations with ``;``; a conv's fused ReLU also joins the first ReLU of the s
 shape, whose zeros constant it shares); repeated names get a counter. The flatbuffer
 stores them, constants first (the layout constants, then the biases of 1x1 convs, of
 linears and of the other convs, each group last layer first, then the linear weights).
-LSTM and GRU layers are not lowered (litert-torch leaves an LSTM in float32 and fails on
-a GRU): :func:`lower` raises ``MeasureError`` for them.
+LSTM and GRU layers are not lowered here: the recurrent builder's networks have their
+own graphs (:mod:`.tflm_lstm`, :mod:`.tflm_gru`), and :func:`lower` raises
+``MeasureError`` for a recurrent layer in any other network.
 """
 
 from __future__ import annotations
@@ -383,7 +384,8 @@ def lower(model: nn.Module, example: torch.Tensor) -> Graph:
                 w.value[node] = (t, src[1])
             else:
                 raise MeasureError(f"tflm: layer {node.target} ({type(mod).__name__}) is not "
-                                   "modelled (litert-torch leaves LSTM in float, fails on GRU)")
+                                   "modelled (an LSTM / GRU only as the recurrent builder's "
+                                   "LastStep, one-directional, followed by linear layers)")
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
             a, b = (w.value[x] for x in node.args[:2])
             out = w.act(a[0].shape, w.loc(""))

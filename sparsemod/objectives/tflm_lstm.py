@@ -28,6 +28,7 @@ when two steps' input scales are equal (-16H-120 B flash), constants equal by va
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -42,11 +43,12 @@ from sparsemod.objectives.tflm_graph import Graph, Op, Tensor, _fullname
 # BuiltinOperator code, deprecated code (the quantizer leaves QUANTIZE's at 0), version.
 _CODES = {"FULLY_CONNECTED": (9, 9, 5), "RESHAPE": (22, 22, 1), "SLICE": (65, 65, 1),
           "ADD": (0, 0, 1), "LOGISTIC": (14, 14, 1), "TANH": (28, 28, 1), "MUL": (18, 18, 1),
-          "CONCATENATION": (2, 2, 1), "QUANTIZE": (114, 0, 1)}
-_OPTIONS = ("FULLY_CONNECTED", "ADD", "CONCATENATION", "MUL")  # have an options table
+          "CONCATENATION": (2, 2, 1), "QUANTIZE": (114, 0, 1), "SUB": (41, 41, 1)}
+_OPTIONS = ("FULLY_CONNECTED", "ADD", "CONCATENATION", "MUL", "SUB")  # have an options table
 _METADATA = (("min_runtime_version", 16), ("keep_stablehlo_constant", 4))
 _MAX_CONCAT = 10  # kMaxInputNum of TFLM's CONCATENATION
-# the quantizer writes QuantizeOptions, whose parameters TFLM's parser allocates
+# 4 B per QUANTIZE: fitted (the files hold no QuantizeOptions, its parser allocates none;
+# it stands in for the padding of the 8-aligned FC parameters, see tflm_gru._init)
 _BUILTIN = {**arena.BUILTIN, "QUANTIZE": 4}
 _BUILD_RNN = ("torch.nn.modules.container.Sequential", "sparsemod.builders.rnn.LastStep",
               "torch.nn.modules.rnn.LSTM", "torch.nn.modules.linear.Linear")
@@ -113,38 +115,43 @@ def _locations(classes: tuple[str, ...] = _BUILD_RNN, enc_name: str = "encoder",
             "out": "serving_default_output_0_output", "rnn": f"{enc_name}.rnn"}
 
 
-def _modules(model: nn.Module, example: torch.Tensor) -> tuple[dict, nn.LSTM, nn.Linear]:
-    """The LSTM and the head of a ``build_rnn`` network, and the converter's names."""
+def _modules(model: nn.Module, example: torch.Tensor,
+             cell: type[nn.RNNBase] = nn.LSTM) -> tuple[dict, nn.RNNBase, nn.Linear]:
+    """The ``cell`` layer (``nn.LSTM`` or ``nn.GRU``) and the head of a ``build_rnn``
+    network, and the converter's names."""
+    kind, me = cell.__name__, f"tflm_{cell.__name__.lower()}"
     if not isinstance(model, nn.Sequential):
-        raise MeasureError(f"tflm_lstm: {type(model).__name__} is not modelled (expected "
-                           "nn.Sequential of LastStep(nn.LSTM), Dropout, Linear)")
+        raise MeasureError(f"{me}: {type(model).__name__} is not modelled (expected "
+                           f"nn.Sequential of LastStep(nn.{kind}), Dropout, Linear)")
     lstm = head = None
     for name, mod in model.named_children():
         inner = getattr(mod, "rnn", None)
         if lstm is None and isinstance(inner, nn.RNNBase) and type(mod).__name__ == "LastStep":
-            if not isinstance(inner, nn.LSTM):
-                raise MeasureError(f"tflm_lstm: layer {name}.rnn ({type(inner).__name__}) "
-                                   "is not modelled (only nn.LSTM)")
+            if not isinstance(inner, cell):
+                raise MeasureError(f"{me}: layer {name}.rnn ({type(inner).__name__}) "
+                                   f"is not modelled (only nn.{kind})")
             lstm, enc_name = inner, name
         elif lstm is not None and head is None and isinstance(mod, nn.Linear):
             head, head_name = mod, name
         elif lstm is None or head is not None or not isinstance(mod, (nn.Dropout, nn.Identity)):
-            raise MeasureError(f"tflm_lstm: layer {name} ({type(mod).__name__}) is not "
-                               "modelled (expected LastStep(nn.LSTM), Dropout, Linear)")
+            raise MeasureError(f"{me}: layer {name} ({type(mod).__name__}) is not "
+                               f"modelled (expected LastStep(nn.{kind}), Dropout, Linear)")
     if lstm is None or head is None:
-        raise MeasureError("tflm_lstm: expected LastStep(nn.LSTM) followed by an nn.Linear")
-    where = f"layer {enc_name}.rnn (LSTM)"
+        raise MeasureError(f"{me}: expected LastStep(nn.{kind}) followed by an nn.Linear")
+    where = f"layer {enc_name}.rnn ({kind})"
     steps = example.shape[1] if example.dim() == 3 else 0
     for bad, why in ((not lstm.batch_first, "with batch_first=False"),
-                     (lstm.bidirectional, "bidirectional"), (lstm.proj_size, "with proj_size"),
+                     (lstm.bidirectional, "bidirectional"),
+                     (getattr(lstm, "proj_size", 0), "with proj_size"),
                      (not lstm.bias, "with bias=False"), (head.bias is None, "before a "
                       "head without bias"), (steps > _MAX_CONCAT, f"over {steps} "
                       f"steps (TFLM's CONCATENATION takes at most {_MAX_CONCAT} inputs)"),
-                     (steps == 1 and lstm.input_size == 1, "over one step of one feature")):
+                     (cell is nn.LSTM and steps == 1 and lstm.input_size == 1,
+                      "over one step of one feature")):
         if bad:
-            raise MeasureError(f"tflm_lstm: {where} {why} is not modelled")
+            raise MeasureError(f"{me}: {where} {why} is not modelled")
     if example.dim() != 3 or example.shape[2] != lstm.input_size:
-        raise MeasureError(f"tflm_lstm: {where} reads (N, T, {lstm.input_size}), not "
+        raise MeasureError(f"{me}: {where} reads (N, T, {lstm.input_size}), not "
                            f"{tuple(example.shape)}")
     classes = (model, model.get_submodule(enc_name), lstm, head)
     return _locations(tuple(_fullname(type(m)) for m in classes), enc_name, head_name), lstm, head
@@ -221,8 +228,13 @@ def lstm_graph(layers: int, steps: int, features: int, hidden: int, classes: int
     flat = b.op("RESHAPE", (seq, out_shape), (1, T, H), b.loc["rnn"])
     h_last = b.op("SLICE", (flat, last, gate_size), (1, 1, H), b.loc["rnn"], base="E")
     out = b.op("FULLY_CONNECTED", (h_last, head_w, 1), (1, C), b.loc["head"], base="out")
+    return _quantized(b, x, out, quantized, concats, copies, T, H, G)
 
-    # The quantizer appends the QUANTIZE outputs, then the bias copies (tensor order).
+
+def _quantized(b: _Build, x: int, out: int, quantized: list, concats: list, copies: list,
+               T: int, H: int, G: int) -> Graph:
+    """What the quantizer adds: it appends the ``QUANTIZE`` outputs of ``quantized`` (op,
+    h) to the ``concats`` (op, first), then the recurrent bias ``copies`` (op, bias)."""
     tensors, ops = b.graph.tensors, b.graph.ops
     qout = list(range(len(tensors), len(tensors) + len(quantized)))
     for (op_index, h), q in zip(quantized, qout):
@@ -274,8 +286,10 @@ def file_bytes(graph: Graph) -> int:
     b = _PyBuilder()
     codes = list(dict.fromkeys(op.kind for op in graph.ops if op.kind != "QUANTIZE"))
     codes += ["QUANTIZE"] * any(op.kind == "QUANTIZE" for op in graph.ops)
+    keeps = any(op.options.get("keep") for op in graph.ops)
     for kind in codes:  # deprecated code (i8), version, builtin code: when not default
         code, deprecated, version = _CODES[kind]
+        version = version if keeps or kind != "FULLY_CONNECTED" else 1  # v5: keep_num_dims
         b.table([(0, 1)] * bool(deprecated) + [(2, 4)] * (version != 1) + [(3, 4)] * bool(code))
     b.vector(len(codes), 4)
     for t in tensors:  # shape, name, quantization (scales, int64 zero points), the table
@@ -332,9 +346,11 @@ def lower_lstm(model: nn.Module, example: torch.Tensor) -> Graph:
                       lstm.hidden_size, head.out_features, loc)
 
 
-def lstm_costs(graph: Graph) -> TflmCosts:
-    """Flash and arena of a :func:`lower_lstm` graph as TFLM runs it."""
-    (parts, smallest), t = arena.allocate(graph, builtin=_BUILTIN), graph.tensors
+def lstm_costs(graph: Graph, builtin: dict[str, int] = _BUILTIN,
+               prepare: Callable = arena._prepare) -> TflmCosts:
+    """Flash and arena of a :func:`lower_lstm` graph as TFLM runs it (``builtin`` and
+    ``prepare`` as :func:`~sparsemod.objectives.tflm_arena.allocate` takes them)."""
+    (parts, smallest), t = arena.allocate(graph, prepare, builtin), graph.tensors
     planned, tail = arena.arena_head(graph), sum(parts.values())
     ops = tuple(OpCost(op.kind, op.layer, sum(t[i].data for i in op.inputs if i >= 0),
                        sum(arena.tensor_bytes(t[i].shape, t[i].dtype) for i in op.outputs))

@@ -8,12 +8,17 @@ runtime refuses.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from sparsemod.builders import build_cnn, cnn_space
 from sparsemod.core.boards import get_board
+from sparsemod.data import Splits, tensors_of
+from sparsemod.data.digits import load_digits_sequences
 from sparsemod.errors import BuildError, CompressionError, ConfigError
 from sparsemod.evaluate import COMPLETED, FAILED, EvalSettings, evaluate, predict_costs
 from sparsemod.objectives import flops, measure_all
@@ -111,35 +116,50 @@ def test_predicted_equals_measured_under_tflm():
     assert measured == predicted
 
 
-def test_a_network_tflm_does_not_convert_is_a_failed_candidate_not_a_crash():
-    problem = get_problem("digits_rnn")
+def _long_rows(seed: int) -> Splits:
+    """The digits read as 16 half rows: a sequence TFLM cannot run unrolled."""
+    base = load_digits_sequences(seed)
+    parts = [TensorDataset(x.reshape(-1, 16, 4), y) for x, y in
+             (tensors_of(base.train), tensors_of(base.val), tensors_of(base.test))]  # fmt: skip
+    return replace(base, train=parts[0], val=parts[1], test=parts[2], input_shape=(16, 4))
+
+
+def test_a_network_tflm_cannot_run_is_a_failed_candidate_before_training():
+    problem = replace(get_problem("digits_rnn"), data=_long_rows)
     params = {**problem.space.reference, "cell": "gru"}
-    s = EvalSettings(epochs=1, quant_scheme="both", keep_model=False)
-    with pytest.raises(BuildError, match=r"does not deploy to TFLM .*GRU.*runtime = ideal"):
-        predict_costs(problem, params, s, (8, 8), 10)
+    s = EvalSettings(epochs=1, keep_model=False)
+    # TFLM's CONCATENATION takes at most 10 inputs: 16 unrolled steps do not run
+    with pytest.raises(BuildError, match=r"does not deploy to TFLM .*10.*runtime = ideal"):
+        predict_costs(problem, params, s, (16, 4), 10)
     result = evaluate(problem, params, s)
     assert result.status == FAILED
     assert "does not deploy to TFLM" in result.failure_reason
+    assert result.history == ()  # refused before anything trained
     # under ideal it is costed as before
     ideal_settings = EvalSettings(runtime="ideal", quant_scheme="both")
-    ideal = predict_costs(problem, params, ideal_settings, (8, 8), 10)
+    ideal = predict_costs(problem, params, ideal_settings, (16, 4), 10)
     assert ideal["model_size_bytes"] > 0
 
 
-def test_an_lstm_is_counted_as_tflm_runs_its_unrolled_int8_graph():
+@pytest.mark.parametrize(
+    ("cell", "flash", "arena"),
+    # the reference network (one layer of 64 over 8 steps): the flatbuffer and arena of
+    # its TFLM artifact (tests/objectives/test_tflm_lstm.py and test_tflm_gru.py check
+    # such counts against the interpreter)
+    [("lstm", 95_928, 44_976), ("gru", 88_480, 46_736)],
+)
+def test_a_recurrent_network_is_counted_as_tflm_runs_its_unrolled_graph(cell, flash, arena):
     problem = get_problem("digits_rnn")
-    params = dict(problem.space.reference)  # one LSTM layer of 64 over 8 steps
+    params = {**problem.space.reference, "cell": cell}
     s = EvalSettings(epochs=1, keep_model=False)  # quant_scheme = post
     predicted = predict_costs(problem, params, s, (8, 8), 10)
-    # the flatbuffer and arena of the reference LSTM's TFLM artifact (issue 14's note)
-    assert predicted["model_size_bytes"] == 95_928
-    assert predicted["working_memory_bytes"] == 44_976
+    assert predicted["model_size_bytes"] == flash
+    assert predicted["working_memory_bytes"] == arena
     result = evaluate(problem, params, s)
     assert result.status == COMPLETED
     assert {k: getattr(result, k) for k in predicted} == predicted
     # the stored accuracy is the int8 twin's (quantize:post), not the float network's
-    stages = [h["stage"] for h in result.history]
-    assert stages[-1] == "quantize:post"
+    assert result.history[-1]["stage"] == "quantize:post"
     # both is post under TFLM: the same network, the same figures
     same = evaluate(problem, params, EvalSettings(epochs=1, keep_model=False, quant_scheme="both"))
     assert same.accuracy_val == result.accuracy_val
