@@ -29,11 +29,14 @@ import torch
 
 from sparsemod.builders import BUILDERS
 from sparsemod.compress.cluster import cluster_weights
+from sparsemod.compress.rnn_int8 import is_static_rnn
 from sparsemod.errors import BuildError, MeasureError
 from sparsemod.objectives.executorch_cost import executorch_costs
 from sparsemod.objectives.runtime import lut_choice
 from sparsemod.objectives.tflm import graph_costs
 from sparsemod.objectives.tflm_graph import lower
+from sparsemod.objectives.tflm_gru import gru_costs, lower_gru
+from sparsemod.objectives.tflm_lstm import lower_lstm, lstm_costs
 from sparsemod.objectives.tflm_lut import lut_costs
 
 SHAPES = {"cnn": (1, 8, 8), "mlp": (8, 8), "rnn": (8, 8)}
@@ -69,9 +72,14 @@ def _tflm(net, example, shape, bits: int) -> tuple[int, int, int, int, str]:
 
     if bits:
         cluster_weights(net, bits)
-    graph = lower(net, example)
-    luts = lut_choice(graph, net, bits) if bits else []
-    costs = lut_costs(graph, luts)
+    if is_static_rnn(net):
+        lstm = isinstance(net[0].rnn, torch.nn.LSTM)
+        graph = (lower_lstm if lstm else lower_gru)(net, example)
+        costs, luts = (lstm_costs if lstm else gru_costs)(graph), []
+    else:
+        graph = lower(net, example)
+        luts = lut_choice(graph, net, bits) if bits else []
+        costs = lut_costs(graph, luts)
     art = RUNTIME.export(net, example, [torch.randn(4, *shape)])
     if bits:
         art = compress_lut(art, bits)

@@ -11,7 +11,8 @@ so predicted and measured are one code path:
   saves nothing); working memory is the smallest arena the interpreter allocates and runs
   in (activations as its planner lays them out, plus its persistent structs and the
   temporaries of preparing). Both depend on the network's structure only, so the value
-  predicted before training is the value measured after.
+  predicted before training is the value measured after. An LSTM / GRU network is the
+  graph litert-torch unrolls over the sequence (:mod:`.tflm_lstm`, :mod:`.tflm_gru`).
 * ``executorch``: the network as ExecuTorch 1.5's Cortex-M (CMSIS-NN) flow exports it
   (:mod:`sparsemod.objectives.executorch_cost`): model size is the ``.pte`` program's
   bytes, working memory the sum of its planned buffers (input, output, activations and
