@@ -108,6 +108,7 @@ def tflm_costs(model: nn.Module, example: torch.Tensor) -> TflmCosts:
 
     Raises:
         MeasureError: the network cannot be traced, or has a layer this model does not
-            lower (LSTM, GRU: litert-torch does not convert them to int8).
+            lower (an LSTM / GRU: the recurrent builder's networks are counted by
+            :mod:`.tflm_lstm` and :mod:`.tflm_gru`).
     """
     return graph_costs(lower(model, example))

@@ -96,5 +96,5 @@ def test_state_dict_artifacts_load_back_into_the_builders_network(name):
 
 def test_an_unknown_artifact_format_is_refused():
     artifact = ModelArtifact("pickle", b"", {}, (1, 8, 8), 10, "none")
-    with pytest.raises(ConfigError, match="'pickle' is not 'exported' or 'state_dict'"):
+    with pytest.raises(ConfigError, match="'pickle' is not one of exported, state_dict, rnn_int8"):
         get_scheme("none").load(artifact, _cnn)
