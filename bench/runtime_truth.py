@@ -84,7 +84,7 @@ def _tflm(net, example, shape, bits: int) -> tuple[int, int, int, int, str]:
     if bits:
         art = compress_lut(art, bits)
     rep = RUNTIME.check(art, [(example, torch.zeros(1, dtype=torch.long))])
-    note = f"  {len(luts)} LUT, dense {graph_costs(graph).flatbuffer_bytes}" * bool(luts)
+    note = f"  {len(luts)} LUT, dense {graph_costs(graph).flatbuffer_bytes}" if luts else ""
     return costs.flatbuffer_bytes, art.size_bytes, costs.arena_bytes, rep.memory_bytes, note
 
 
