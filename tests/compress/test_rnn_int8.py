@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from sparsemod.builders.rnn import LastStep, build_rnn, rnn_space
-from sparsemod.compress.rnn_int8 import RnnInt8, affine, fake, is_static_rnn
+from sparsemod.compress.rnn_int8 import (
+    RnnInt8,
+    _multipliers,
+    affine,
+    fake,
+    is_static_rnn,
+    requantize,
+)
 from sparsemod.compress.schemes import PostStatic
 from sparsemod.core.results import ModelArtifact
 from sparsemod.data.digits import load_digits_sequences
@@ -43,6 +50,18 @@ def test_activation_grid_is_ai_edge_quantizers():
     assert q[2] == 0.0  # zero is on the grid
     assert q[0] == -128 * scale + 64 * scale  # clamped at -128
     assert q[-1] == pytest.approx(127 * scale + 64 * scale)  # clamped at 127
+
+
+def test_requantization_is_tflms_integer_rounding():
+    # QuantizeMultiplier: 0.5 = 2^30 / 2^31, shift 0; 0.25 = the same, shift -1
+    m, shift = _multipliers(torch.tensor([0.5, 0.25, 3.0], dtype=torch.float64))
+    assert m.tolist() == [1 << 30, 1 << 30, 3 << 29] and shift.tolist() == [0, -1, 2]
+    acc = torch.tensor([3, -3, 6, 100, -101])
+    out = requantize(acc, torch.full((5,), 1 << 30), torch.tensor([0, 0, -1, 0, -1]))
+    # 1.5 -> 2 but -1.5 -> -1 (gemmlowp's nudge rounds halves up); 6 / 4 = 1.5 -> 2 after
+    # two roundings; 100 / 2 = 50; -101 / 4 = -25.25 -> -25
+    assert out.tolist() == [2, -1, 2, 50, -25]
+    assert requantize(torch.tensor([7]), m[2:], shift[2:]).tolist() == [21]
 
 
 def test_ranges_are_a_moving_average_over_samples_in_order():
