@@ -17,10 +17,7 @@ the input is first reshaped to ``[1,1]``).
 
 **Flash**: the LSTM's replay of the quantizer's writer (``SUB`` has an options table; the
 ``FULLY_CONNECTED`` op code is version 1 where no FC keeps its dims, T=1 of several
-features, else 5). **Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay, given what
-this TFLM allocates in the kernels' Init (:func:`_init`): the parser's parameters op by op,
-``TfLiteFullyConnectedParams`` 8-aligned (``allocate`` 4-aligns them all; ``tflm_lstm``'s
-4 B per ``QUANTIZE``, whose parser allocates nothing, stand in for that padding there), and
+features, else 5). **Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay, with
 ``SUB``'s ``OpDataSub`` (52 B) and ``TfLiteSubParams`` (8 B), as ``ADD``'s take (a file
 with every ``SUB`` swapped for an ``ADD`` has the same tail); ``SUB`` prepares like ``ADD``
 (its inputs and output as temporaries). ``CONCATENATION`` takes at most 10 inputs: longer
@@ -34,9 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsemod.objectives import tflm_arena as arena
 from sparsemod.objectives.tflm import TflmCosts
-from sparsemod.objectives.tflm_arena import _align
 from sparsemod.objectives.tflm_graph import Graph
 from sparsemod.objectives.tflm_lstm import (
     _buffers,
@@ -49,11 +44,6 @@ from sparsemod.objectives.tflm_lstm import (
 
 _GRU_RNN = ("torch.nn.modules.container.Sequential", "sparsemod.builders.rnn.LastStep",
             "torch.nn.modules.rnn.GRU", "torch.nn.modules.linear.Linear")
-# The parser's parameter bytes (``TfLite*Params``) per op kind and their alignment (4 B
-# unless listed); QUANTIZE's parser allocates none. SUB: activation, pot_scale_int16.
-_PARAMS = {**arena.BUILTIN, "SUB": 8}
-_PARAM_ALIGN = {"FULLY_CONNECTED": 8}
-_SUB_OPDATA = 52  # OpDataSub: requires_broadcast (padded), 12 int32 fields
 
 
 def _gates(b: _Build, x: tuple[int, int, int], h: tuple[int, int, int], prev: int, H: int,
@@ -156,28 +146,6 @@ def gru_graph(layers: int, steps: int, features: int, hidden: int, classes: int,
     return _quantized(b, x, out, quantized, concats, copies, T, H, G)
 
 
-def _init(a: arena._Allocator, graph: Graph) -> None:
-    """What TFLM allocates before any kernel prepares and ``tflm_arena.allocate`` leaves
-    out (it is given no parameters): the parser's parameters, op by op after the nodes,
-    push the kernels' OpData blocks (16-aligned each, which ``allocate`` placed from the
-    end of the nodes) up; SUB's OpData block joins them."""
-    start = end = a.parts["runtime"] + a.parts["tensors"] + a.parts["nodes"]
-    for op in graph.ops:
-        if op.kind in _PARAMS:
-            end = _align(end + _PARAMS[op.kind], _PARAM_ALIGN.get(op.kind, 4))
-    first = next((arena._OPDATA[op.kind] for op in graph.ops if op.kind in arena._OPDATA), 0)
-    shift = _align(end + first) - _align(start + first)
-    subs = sum(op.kind == "SUB" for op in graph.ops)
-    a.persistent("op_data", shift + subs * _align(_SUB_OPDATA), arena.ALIGN)
-
-
-def _prepare(a: arena._Allocator, graph: Graph, op) -> None:
-    """The kernels' Prepare (``tflm_arena``'s), after :func:`_init` at the first."""
-    if op is graph.ops[0]:
-        _init(a, graph)
-    arena._prepare(a, graph, op)
-
-
 def lower_gru(model: nn.Module, example: torch.Tensor) -> Graph:
     """The int8 graph ``sparsemod.deploy.tflite`` exports for ``build_rnn``'s GRU network
     (``LastStep(nn.GRU)``, dropout, ``nn.Linear``) on inputs shaped like ``example``.
@@ -193,4 +161,4 @@ def lower_gru(model: nn.Module, example: torch.Tensor) -> Graph:
 def gru_costs(graph: Graph) -> TflmCosts:
     """Flash and arena of a :func:`lower_gru` graph as TFLM runs it (a
     :func:`~sparsemod.objectives.tflm_lstm.lower_lstm` graph too: exact on 14 LSTMs)."""
-    return lstm_costs(graph, {}, _prepare)
+    return lstm_costs(graph)

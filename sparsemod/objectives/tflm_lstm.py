@@ -18,9 +18,8 @@ first in schema order, fields in declaration order, defaults left out, a vtable 
 when its field offsets match (whatever the object size), data 1-aligned, every buffer
 inside (from 256 KiB of weights on, the quantizer writes them after the flatbuffer, where
 TFLM does not read them; ``sparsemod.deploy`` writes such a model again, inside).
-**Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay (the quantizer's ``QUANTIZE``
-options take 4 B). TFLM's ``CONCATENATION`` takes at most 10 inputs: longer sequences do
-not run, and :func:`lower_lstm` refuses them.
+**Arena**: :mod:`~sparsemod.objectives.tflm_arena`'s replay. TFLM's ``CONCATENATION``
+takes at most 10 inputs: longer sequences do not run, and :func:`lower_lstm` refuses them.
 **Data-dependent bytes**, not modelled: no ``QUANTIZE`` when h_t's calibrated range equals
 the concatenation's (-1 op and tensor: about -250 B flash, -120 B arena), no bias copy
 when two steps' input scales are equal (-16H-120 B flash), constants equal by value merged."""
@@ -28,7 +27,6 @@ when two steps' input scales are equal (-16H-120 B flash), constants equal by va
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,9 +45,6 @@ _CODES = {"FULLY_CONNECTED": (9, 9, 5), "RESHAPE": (22, 22, 1), "SLICE": (65, 65
 _OPTIONS = ("FULLY_CONNECTED", "ADD", "CONCATENATION", "MUL", "SUB")  # have an options table
 _METADATA = (("min_runtime_version", 16), ("keep_stablehlo_constant", 4))
 _MAX_CONCAT = 10  # kMaxInputNum of TFLM's CONCATENATION
-# 4 B per QUANTIZE: fitted (the files hold no QuantizeOptions, its parser allocates none;
-# it stands in for the padding of the 8-aligned FC parameters, see tflm_gru._init)
-_BUILTIN = {**arena.BUILTIN, "QUANTIZE": 4}
 _BUILD_RNN = ("torch.nn.modules.container.Sequential", "sparsemod.builders.rnn.LastStep",
               "torch.nn.modules.rnn.LSTM", "torch.nn.modules.linear.Linear")
 _CELL0 = ("LOGISTIC", "TANH", "LOGISTIC")
@@ -346,11 +341,9 @@ def lower_lstm(model: nn.Module, example: torch.Tensor) -> Graph:
                       lstm.hidden_size, head.out_features, loc)
 
 
-def lstm_costs(graph: Graph, builtin: dict[str, int] = _BUILTIN,
-               prepare: Callable = arena._prepare) -> TflmCosts:
-    """Flash and arena of a :func:`lower_lstm` graph as TFLM runs it (``builtin`` and
-    ``prepare`` as :func:`~sparsemod.objectives.tflm_arena.allocate` takes them)."""
-    (parts, smallest), t = arena.allocate(graph, prepare, builtin), graph.tensors
+def lstm_costs(graph: Graph) -> TflmCosts:
+    """Flash and arena of a :func:`lower_lstm` graph (or a GRU's) as TFLM runs it."""
+    (parts, smallest), t = arena.allocate(graph), graph.tensors
     planned, tail = arena.arena_head(graph), sum(parts.values())
     ops = tuple(OpCost(op.kind, op.layer, sum(t[i].data for i in op.inputs if i >= 0),
                        sum(arena.tensor_bytes(t[i].shape, t[i].dtype) for i in op.outputs))
