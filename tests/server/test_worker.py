@@ -150,8 +150,9 @@ def test_searches_left_cancelling_by_a_dead_worker_are_cancelled(
 def test_the_heartbeat_keeps_a_long_trial_from_looking_dead(
     store: Store, settings: Settings
 ) -> None:
-    # About 2 s of training in one trial; settings.heartbeat_s is 0.5.
-    sid = queue(store, {"epochs1": 3, "train_batch_size": 4})
+    # About 4 s of training in one trial (8 beats seen; with 3 epochs an idle CI machine
+    # once saw 2); settings.heartbeat_s is 0.5.
+    sid = queue(store, {"epochs1": 6, "train_batch_size": 4})
     worker = threading.Thread(target=Worker(store, settings, out=io.StringIO()).run_once)
     worker.start()
     beats = set()
